@@ -6,8 +6,14 @@ type Command = { summary: string; load: () => Promise<{ run(argv: string[], io: 
 const COMMANDS: Record<string, Command> = {
   serve: { summary: "run the proxy", load: () => import("./commands/serve.ts") },
   check: { summary: "validate routes.yaml and print every error", load: () => import("./commands/check.ts") },
-  "hash-key": { summary: "generate an API key and its sha256 form", load: () => import("./commands/hash-key.ts") },
-  demo: { summary: "run proxy + Entra ID emulator + mock APIs locally", load: () => import("./commands/demo.ts") },
+  "hash-key": {
+    summary: "generate an API key and its sha256 form",
+    load: () => import("./commands/hash-key.ts"),
+  },
+  demo: {
+    summary: "run proxy + Entra ID emulator + mock APIs locally",
+    load: () => import("./commands/demo.ts"),
+  },
 };
 
 export const USAGE = `Usage: entra-auth-proxy <command> [options]

@@ -1,6 +1,6 @@
 // What every command receives: its own argv (after the command name), output streams and environment.
 // Commands return an exit code (design.md: 0 ok, 1 config/usage error, 2 runtime failure).
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { type ParseArgsConfig, parseArgs } from "node:util";
 
 export interface CliIO {
   stdout: { write(text: string): unknown };

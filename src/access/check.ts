@@ -1,0 +1,67 @@
+// Inbound access control per route (design.md "access"): every listed condition must hold.
+// API keys are compared as SHA-256 digests in constant time; nothing says which condition failed.
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
+import type { AccessConfig } from "../config/types.ts";
+import { buildBlockList, contains } from "./client-ip.ts";
+
+export type AccessDecision =
+  | { allowed: true; principal: string }
+  | { allowed: false; code: "unauthenticated" | "access_denied"; reason: string; challenge?: string };
+
+export type AccessCheck = (headers: IncomingHttpHeaders, clientIp: string) => AccessDecision;
+
+export class UnsupportedAccessError extends Error {
+  override name = "UnsupportedAccessError";
+}
+
+/** The key a caller presented: X-Api-Key, or the password of HTTP Basic. */
+export function presentedApiKey(headers: IncomingHttpHeaders): string | undefined {
+  const header = headers["x-api-key"];
+  if (typeof header === "string" && header !== "") return header;
+  const auth = headers.authorization;
+  if (auth && auth.length > 6 && auth.slice(0, 6).toLowerCase() === "basic ") {
+    const decoded = Buffer.from(auth.slice(6).trim(), "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    if (colon !== -1 && colon < decoded.length - 1) return decoded.slice(colon + 1);
+  }
+  return undefined;
+}
+
+export function compileAccessCheck(access: AccessConfig, now: () => number = Date.now): AccessCheck {
+  if (access.anonymous) return () => ({ allowed: true, principal: "anonymous" });
+  if (access.jwt) throw new UnsupportedAccessError("access.jwt is not yet supported by this version");
+
+  const keys = (access.apiKeys ?? []).map((k) => ({
+    name: k.name,
+    digest: Buffer.from(k.sha256, "hex"),
+    expiresAt: k.expires?.getTime(),
+  }));
+  const cidrs = access.cidrs && access.cidrs.length > 0 ? buildBlockList(access.cidrs) : undefined;
+  const challenge = keys.length > 0 ? 'Basic realm="entra-auth-proxy", charset="UTF-8"' : undefined;
+
+  return (headers, clientIp) => {
+    if (cidrs && !contains(cidrs, clientIp)) {
+      return { allowed: false, code: "access_denied", reason: "cidr" };
+    }
+    if (keys.length === 0) return { allowed: true, principal: `ip:${cidrs ? "allowed" : "any"}` };
+
+    const presented = presentedApiKey(headers);
+    if (presented === undefined) {
+      const denial: AccessDecision = { allowed: false, code: "unauthenticated", reason: "no_credential" };
+      if (challenge) denial.challenge = challenge;
+      return denial;
+    }
+    const digest = createHash("sha256").update(presented, "utf8").digest();
+    // Compare against every key, without stopping early, so timing does not reveal which matched.
+    let matched: (typeof keys)[number] | undefined;
+    for (const key of keys) {
+      if (timingSafeEqual(digest, key.digest) && matched === undefined) matched = key;
+    }
+    if (!matched) return { allowed: false, code: "access_denied", reason: "invalid_key" };
+    if (matched.expiresAt !== undefined && now() >= matched.expiresAt) {
+      return { allowed: false, code: "access_denied", reason: "expired_key" };
+    }
+    return { allowed: true, principal: `key:${matched.name}` };
+  };
+}

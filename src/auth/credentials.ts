@@ -1,0 +1,264 @@
+// The only module that imports @azure/msal-node. Builds, per (identity, scope), a TokenSource whose
+// acquire() asks Entra ID for a fresh token. Caching, single-flight and back-off live in tokens.ts:
+// that is why every call here skips msal's own cache.
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import {
+  type AuthenticationResult,
+  ConfidentialClientApplication,
+  type Configuration,
+  type INetworkModule,
+  LogLevel,
+  type NetworkRequestOptions,
+  type NetworkResponse,
+} from "@azure/msal-node";
+import type { CloudConfig, CredentialKind, IdentityConfig } from "../config/types.ts";
+import { type AcquisitionFailure, describeAcquisitionFailure } from "./aadsts.ts";
+
+export interface AcquiredToken {
+  accessToken: string;
+  /** Epoch ms. */
+  expiresOn: number;
+  /** Epoch ms: Entra's refresh_in, when it sent one. */
+  refreshOn?: number;
+}
+
+export interface TokenSource {
+  readonly kind: CredentialKind;
+  /** Requests a new token from the identity provider (never from a cache). Rejects with TokenAcquisitionError. */
+  acquire(): Promise<AcquiredToken>;
+}
+
+export class TokenAcquisitionError extends Error {
+  readonly failure: AcquisitionFailure;
+  constructor(failure: AcquisitionFailure) {
+    super(failure.message);
+    this.name = "TokenAcquisitionError";
+    this.failure = failure;
+  }
+}
+
+/** A credential kind the running version cannot use yet; serve reports it before listening. */
+export class UnsupportedCredentialError extends Error {
+  override name = "UnsupportedCredentialError";
+}
+
+const SUPPORTED: ReadonlySet<CredentialKind> = new Set([
+  "clientSecret",
+  "clientSecretFile",
+  "certificate",
+  "workloadIdentity",
+]);
+
+export function assertCredentialSupported(identity: IdentityConfig): void {
+  if (!SUPPORTED.has(identity.credential.kind)) {
+    throw new UnsupportedCredentialError(
+      `identity "${identity.name}": credential kind "${identity.credential.kind}" is not yet supported by this version of entra-auth-proxy`,
+    );
+  }
+}
+
+export interface TokenSourceOptions {
+  /** Per HTTP request to the identity provider. */
+  requestTimeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function createTokenSource(
+  identity: IdentityConfig,
+  cloud: CloudConfig,
+  scope: string,
+  options: TokenSourceOptions = {},
+): TokenSource {
+  assertCredentialSupported(identity);
+  return new ConfidentialClientSource(identity, cloud, scope, options);
+}
+
+/**
+ * msal-node network module: global fetch with a timeout (msal sets none), and it remembers the
+ * last Retry-After so our back-off can honour it.
+ */
+class TimedFetchClient implements INetworkModule {
+  lastRetryAfterMs: number | undefined;
+  lastStatus: number | undefined;
+  private readonly timeoutMs: number;
+
+  constructor(timeoutMs: number) {
+    this.timeoutMs = timeoutMs;
+  }
+
+  sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    return this.send<T>(url, "GET", options);
+  }
+
+  sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    return this.send<T>(url, "POST", options);
+  }
+
+  private async send<T>(
+    url: string,
+    method: string,
+    options?: NetworkRequestOptions,
+  ): Promise<NetworkResponse<T>> {
+    this.lastRetryAfterMs = undefined;
+    this.lastStatus = undefined;
+    const init: RequestInit = { method, signal: AbortSignal.timeout(this.timeoutMs) };
+    if (options?.headers) init.headers = options.headers;
+    if (method === "POST") init.body = options?.body ?? "";
+    const response = await fetch(url, init);
+    const headers: Record<string, string> = {};
+    response.headers.forEach((value, key) => {
+      headers[key] = value;
+    });
+    this.lastStatus = response.status;
+    this.lastRetryAfterMs = parseRetryAfter(headers["retry-after"]);
+    const body = (await response.json()) as T;
+    return { headers, body, status: response.status };
+  }
+}
+
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+class ConfidentialClientSource implements TokenSource {
+  readonly kind: CredentialKind;
+  private readonly identity: IdentityConfig;
+  private readonly cloud: CloudConfig;
+  private readonly scope: string;
+  private readonly network: TimedFetchClient;
+  private app: ConfidentialClientApplication | undefined;
+  /** The secret the current app was built with (clientSecretFile: rebuilt when the file changes). */
+  private appSecret: string | undefined;
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(identity: IdentityConfig, cloud: CloudConfig, scope: string, options: TokenSourceOptions) {
+    this.kind = identity.credential.kind;
+    this.identity = identity;
+    this.cloud = cloud;
+    this.scope = scope;
+    this.network = new TimedFetchClient(options.requestTimeoutMs ?? 10_000);
+    this.env = options.env ?? process.env;
+  }
+
+  async acquire(): Promise<AcquiredToken> {
+    let result: AuthenticationResult | null;
+    try {
+      const app = await this.currentApp();
+      result = await app.acquireTokenByClientCredential({ scopes: [this.scope], skipCache: true });
+    } catch (err) {
+      if (this.network.lastStatus === 429 || (this.network.lastStatus ?? 0) >= 500) {
+        // msal-node would refuse identical requests for 60 s (or Retry-After) after this answer.
+        // Our back-off in tokens.ts owns retry timing, so start the next attempt with a fresh app.
+        this.app = undefined;
+      }
+      const failure = describeAcquisitionFailure(err);
+      if (this.network.lastRetryAfterMs !== undefined) failure.retryAfterMs = this.network.lastRetryAfterMs;
+      if (this.network.lastStatus !== undefined && failure.status === undefined) {
+        failure.status = this.network.lastStatus;
+      }
+      throw new TokenAcquisitionError(failure);
+    }
+    if (!result?.accessToken || !result.expiresOn) {
+      throw new TokenAcquisitionError(
+        describeAcquisitionFailure(new Error("identity provider returned no token")),
+      );
+    }
+    const token: AcquiredToken = { accessToken: result.accessToken, expiresOn: result.expiresOn.getTime() };
+    if (result.refreshOn) token.refreshOn = result.refreshOn.getTime();
+    return token;
+  }
+
+  private async currentApp(): Promise<ConfidentialClientApplication> {
+    const credential = this.identity.credential;
+    if (credential.kind === "clientSecretFile") {
+      // Kubernetes rotates mounted secrets in place: re-read on every acquisition.
+      const secret = (await readFile(credential.clientSecretFile, "utf8")).trim();
+      if (secret !== this.appSecret) {
+        this.app = undefined;
+        this.appSecret = secret;
+      }
+    }
+    this.app ??= new ConfidentialClientApplication(this.msalConfig());
+    return this.app;
+  }
+
+  private msalConfig(): Configuration {
+    const { identity, cloud } = this;
+    const credential = identity.credential;
+    const tenantId = identity.tenantId ?? this.env.AZURE_TENANT_ID;
+    const clientId = identity.clientId ?? this.env.AZURE_CLIENT_ID;
+    if (!tenantId || !clientId) {
+      throw new UnsupportedCredentialError(`identity "${identity.name}": tenantId and clientId are required`);
+    }
+    const authorityHost = new URL(cloud.authorityHost);
+    const auth: Configuration["auth"] = {
+      clientId,
+      authority: `${authorityHost.origin}/${tenantId}`,
+    };
+    if (cloud.name === "custom") auth.knownAuthorities = [authorityHost.host];
+    switch (credential.kind) {
+      case "clientSecret":
+        auth.clientSecret = credential.clientSecret;
+        break;
+      case "clientSecretFile":
+        auth.clientSecret = this.appSecret!;
+        break;
+      case "certificate":
+        auth.clientCertificate = loadCertificateCredential(credential);
+        break;
+      case "workloadIdentity": {
+        const tokenFile = credential.tokenFile ?? this.env.AZURE_FEDERATED_TOKEN_FILE;
+        if (!tokenFile) {
+          throw new UnsupportedCredentialError(
+            `identity "${identity.name}": workloadIdentity needs tokenFile or AZURE_FEDERATED_TOKEN_FILE`,
+          );
+        }
+        // The projected service-account token rotates: read it for every assertion.
+        auth.clientAssertion = async () => (await readFile(tokenFile, "utf8")).trim();
+        break;
+      }
+      default:
+        throw new UnsupportedCredentialError(`credential kind "${credential.kind}" is not supported here`);
+    }
+    return {
+      auth,
+      system: {
+        networkClient: this.network,
+        disableInternalRetries: true,
+        loggerOptions: { piiLoggingEnabled: false, logLevel: LogLevel.Error, loggerCallback: () => {} },
+      },
+    };
+  }
+}
+
+/** PEM certificate + key (optionally encrypted): thumbprint computed from the cert, x5c sent. */
+function loadCertificateCredential(credential: {
+  certFile?: string;
+  keyFile?: string;
+  passphrase?: string;
+  pfxFile?: string;
+}): { thumbprintSha256: string; privateKey: string; x5c: string } {
+  if (!credential.certFile || !credential.keyFile) {
+    throw new UnsupportedCredentialError(
+      "certificate: pfxFile is not yet supported; use certFile + keyFile (PEM)",
+    );
+  }
+  const certPem = readFileSync(credential.certFile, "utf8");
+  const cert = new X509Certificate(certPem);
+  const keyPem = readFileSync(credential.keyFile, "utf8");
+  const keyOptions =
+    credential.passphrase === undefined
+      ? { key: keyPem }
+      : { key: keyPem, passphrase: credential.passphrase };
+  const privateKey = createPrivateKey(keyOptions).export({ format: "pem", type: "pkcs8" }).toString();
+  return {
+    thumbprintSha256: cert.fingerprint256.replaceAll(":", "").toLowerCase(),
+    privateKey,
+    x5c: certPem,
+  };
+}

@@ -1,0 +1,44 @@
+// pino JSON logs to stdout, with redaction of everything secret-looking (design.md "Logs").
+import { type DestinationStream, type Logger, pino } from "pino";
+
+export type { Logger };
+
+/** Paths redacted wherever they appear; the request log line never carries headers or queries anyway. */
+const REDACT_PATHS = [
+  "token",
+  "accessToken",
+  "access_token",
+  "clientSecret",
+  "password",
+  "apiKey",
+  "authorization",
+  "cookie",
+  "*.token",
+  "*.accessToken",
+  "*.clientSecret",
+  "*.password",
+  "*.authorization",
+  "*.cookie",
+  'headers["x-api-key"]',
+  'headers["authorization"]',
+  'headers["cookie"]',
+];
+
+export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
+  const config = {
+    level: options.level ?? process.env.LOG_LEVEL ?? "info",
+    base: { service: "entra-auth-proxy" },
+    redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  return options.destination
+    ? pino(config, options.destination)
+    : pino(config, pino.destination({ sync: false }));
+}
+
+/** Removes query values that must never be logged (SAS signatures, codes, keys). */
+export function safePath(url: string): string {
+  const q = url.indexOf("?");
+  return q === -1 ? url : url.slice(0, q);
+}

@@ -1,0 +1,88 @@
+// Every metric the proxy exports, defined once (design.md "Metrics"). Label values are bounded:
+// route prefixes and identity names from the config, never paths, users, addresses or tokens.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+export interface ExpirySample {
+  identity: string;
+  scope: string;
+  secondsToExpiry: number;
+}
+
+export interface ProxyMetrics {
+  registry: Registry;
+  tokenRefreshes: Counter<"identity" | "scope" | "result" | "trigger" | "error">;
+  tokenRefreshDuration: Histogram<"identity" | "scope">;
+  upstream401: Counter<"route">;
+  requests: Counter<"route" | "method" | "status">;
+  requestDuration: Histogram<"route">;
+  upstreamErrors: Counter<"route" | "code">;
+  accessDenied: Counter<"route" | "reason">;
+}
+
+/** One registry per running proxy (tests run several in one process). */
+export function createMetrics(
+  expirySamples: () => ExpirySample[],
+  options: { defaultMetrics?: boolean } = {},
+) {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  const metrics: ProxyMetrics = {
+    registry,
+    tokenRefreshes: new Counter({
+      name: "entra_proxy_token_refreshes_total",
+      help: "Token acquisitions from Entra ID, by outcome and what triggered them.",
+      labelNames: ["identity", "scope", "result", "trigger", "error"],
+      registers,
+    }),
+    tokenRefreshDuration: new Histogram({
+      name: "entra_proxy_token_refresh_duration_seconds",
+      help: "Time taken by a token acquisition.",
+      labelNames: ["identity", "scope"],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    upstream401: new Counter({
+      name: "entra_proxy_upstream_401_total",
+      help: "Responses with status 401 received from upstreams.",
+      labelNames: ["route"],
+      registers,
+    }),
+    requests: new Counter({
+      name: "entra_proxy_requests_total",
+      help: "Requests answered, by route, method and status.",
+      labelNames: ["route", "method", "status"],
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: "entra_proxy_request_duration_seconds",
+      help: "Time from request to the end of the response, by route.",
+      labelNames: ["route"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    upstreamErrors: new Counter({
+      name: "entra_proxy_upstream_errors_total",
+      help: "Requests that failed with a proxy-generated error, by problem code.",
+      labelNames: ["route", "code"],
+      registers,
+    }),
+    accessDenied: new Counter({
+      name: "entra_proxy_access_denied_total",
+      help: "Requests refused by a route's access rules, by reason.",
+      labelNames: ["route", "reason"],
+      registers,
+    }),
+  };
+  new Gauge({
+    name: "entra_proxy_token_expiry_seconds",
+    help: "Seconds until the cached token expires (negative once expired).",
+    labelNames: ["identity", "scope"],
+    registers,
+    collect() {
+      this.reset();
+      for (const s of expirySamples()) this.set({ identity: s.identity, scope: s.scope }, s.secondsToExpiry);
+    },
+  });
+  return metrics;
+}

@@ -1,0 +1,102 @@
+// The only module that imports http-proxy-3. Streams one request to one upstream URL with a bearer
+// token over keep-alive agents, and hands the upstream response (or a classified error) back to the
+// caller, which decides what the client sees (pass through, or retry after a 401).
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import https from "node:https";
+import type { Readable } from "node:stream";
+import { createProxyServer, type ProxyServer } from "http-proxy-3";
+import { ProxyError } from "../errors.ts";
+
+export interface ForwardOptions {
+  /** Upstream base URL; its path is the prefix of every forwarded path. */
+  target: URL;
+  /** Appended to the target's path: "" or "/rest", followed by "?query" if any. */
+  path: string;
+  bearer: string;
+  /** Upstream response timeout (no response headers, or an idle body, for this long → 504). */
+  timeoutMs: number;
+  /** Replayable body to send instead of the request stream. */
+  body?: Readable;
+  onResponse(upstream: IncomingMessage): void;
+  onError(error: ProxyError): void;
+}
+
+interface Context {
+  options: ForwardOptions;
+  timedOut: boolean;
+}
+
+const CONTEXT = Symbol("entra-auth-proxy.forward");
+type WithContext = IncomingMessage & { [CONTEXT]?: Context };
+
+const UNREACHABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ECONNRESET",
+  "EPIPE",
+  "CERT_HAS_EXPIRED",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+export class Forwarder {
+  private readonly proxy: ProxyServer;
+  private readonly agents: { http: http.Agent; https: https.Agent };
+
+  constructor(options: { maxSockets?: number } = {}) {
+    const agentOptions = {
+      keepAlive: true,
+      maxSockets: options.maxSockets ?? 512,
+      scheduling: "lifo" as const,
+    };
+    this.agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+    this.proxy = createProxyServer({ selfHandleResponse: true, xfwd: false, changeOrigin: true });
+    this.proxy.on("proxyReq", (proxyReq, req) => {
+      const ctx = (req as WithContext)[CONTEXT];
+      if (!ctx) return;
+      proxyReq.setTimeout(ctx.options.timeoutMs, () => {
+        ctx.timedOut = true;
+        proxyReq.destroy(new Error("upstream timeout"));
+      });
+    });
+    this.proxy.on("proxyRes", (upstream, req) => {
+      const ctx = (req as WithContext)[CONTEXT];
+      if (!ctx) return;
+      ctx.options.onResponse(upstream);
+    });
+  }
+
+  forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
+    const ctx: Context = { options, timedOut: false };
+    (req as WithContext)[CONTEXT] = ctx;
+    req.url = options.path;
+    const proxyOptions: Parameters<ProxyServer["web"]>[2] = {
+      target: options.target,
+      agent: options.target.protocol === "https:" ? this.agents.https : this.agents.http,
+      headers: { authorization: `Bearer ${options.bearer}` },
+    };
+    if (options.body) proxyOptions.buffer = options.body;
+    this.proxy.web(req, res, proxyOptions, (err) => {
+      const e = err as NodeJS.ErrnoException;
+      if (ctx.timedOut) {
+        options.onError(
+          new ProxyError("upstream_timeout", `upstream did not answer within ${options.timeoutMs} ms`),
+        );
+      } else {
+        const what = e.code && UNREACHABLE_CODES.has(e.code) ? e.code : "connection failed";
+        options.onError(new ProxyError("upstream_unreachable", `upstream could not be reached (${what})`));
+      }
+    });
+  }
+
+  close(): void {
+    this.agents.http.destroy();
+    this.agents.https.destroy();
+    this.proxy.close();
+  }
+}

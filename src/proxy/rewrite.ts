@@ -1,0 +1,34 @@
+// Rewrites upstream URLs in response headers (Location, Operation-Location, Azure-AsyncOperation)
+// so that callers follow them through the proxy, which attaches the token again.
+import type { OutgoingHttpHeaders } from "node:http";
+
+export const REWRITTEN_HEADERS = ["location", "operation-location", "azure-asyncoperation"] as const;
+
+/**
+ * Maps an absolute upstream URL under `upstreamBase` to the same place under `proxyBase`
+ * (e.g. https://api.powerplatform.com/x/y → https://proxy.example/powerplatform/x/y).
+ * Anything else is returned unchanged.
+ */
+export function rewriteUpstreamUrl(value: string, upstreamBase: URL, proxyBase: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return value;
+  }
+  if (url.origin !== upstreamBase.origin) return value;
+  const basePath = upstreamBase.pathname.replace(/\/$/, "");
+  if (basePath && url.pathname !== basePath && !url.pathname.startsWith(`${basePath}/`)) return value;
+  return `${proxyBase}${url.pathname.slice(basePath.length)}${url.search}${url.hash}`;
+}
+
+export function rewriteLocationHeaders(
+  headers: OutgoingHttpHeaders,
+  upstreamBase: URL,
+  proxyBase: string,
+): void {
+  for (const name of REWRITTEN_HEADERS) {
+    const value = headers[name];
+    if (typeof value === "string") headers[name] = rewriteUpstreamUrl(value, upstreamBase, proxyBase);
+  }
+}

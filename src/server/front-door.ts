@@ -1,0 +1,262 @@
+// The request path, in order: route → checkAccess → attachToken → forward → record.
+// Kept free of per-request middleware: express (with helmet) only renders the responses the proxy
+// itself generates (errors), never the forwarded ones.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
+import express from "express";
+import helmet from "helmet";
+import type { AccessCheck } from "../access/check.ts";
+import type { ClientIpResolver } from "../access/client-ip.ts";
+import type { TokenProvider } from "../auth/tokens.ts";
+import type { RouteConfig } from "../config/types.ts";
+import { ProxyError } from "../errors.ts";
+import type { Logger } from "../observability/logger.ts";
+import { safePath } from "../observability/logger.ts";
+import type { ProxyMetrics } from "../observability/metrics.ts";
+import type { Forwarder } from "../proxy/forward.ts";
+import { pickRequestId, prepareRequestHeaders, responseHeaders } from "../proxy/headers.ts";
+import { rewriteLocationHeaders } from "../proxy/rewrite.ts";
+import { compilePathAllowlist, type Router } from "../proxy/router.ts";
+
+/** A route with everything the hot path needs precomputed. */
+export interface RouteRuntime {
+  config: RouteConfig;
+  prefix: string;
+  /** Metric/log label: the prefix. */
+  label: string;
+  target: URL;
+  methods: ReadonlySet<string>;
+  allowPath: ((rest: string) => boolean) | undefined;
+  checkAccess: AccessCheck;
+  tokens: TokenProvider;
+  inFlight: number;
+}
+
+export function routeRuntime(
+  config: RouteConfig,
+  checkAccess: AccessCheck,
+  tokens: TokenProvider,
+): RouteRuntime {
+  return {
+    config,
+    prefix: config.prefix,
+    label: config.prefix,
+    target: new URL(config.upstream),
+    methods: new Set(config.methods),
+    allowPath: compilePathAllowlist(config.paths),
+    checkAccess,
+    tokens,
+    inFlight: 0,
+  };
+}
+
+export interface FrontDoorDeps {
+  router: Router<RouteRuntime>;
+  forwarder: Forwarder;
+  clientIp: ClientIpResolver;
+  metrics: ProxyMetrics;
+  logger: Logger;
+  publicUrl: string | undefined;
+}
+
+const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+
+interface Exchange {
+  requestId: string;
+  started: number;
+  route: RouteRuntime | undefined;
+  upstreamStatus: number | undefined;
+  principal: string | undefined;
+  error: string | undefined;
+}
+
+export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { router, forwarder, clientIp, metrics, logger } = deps;
+  const renderProblem = createProblemRenderer();
+
+  function record(req: IncomingMessage, res: ServerResponse, x: Exchange): void {
+    const route = x.route?.label ?? "unmatched";
+    const method = KNOWN_METHODS.has(req.method ?? "") ? req.method! : "OTHER";
+    const seconds = (performance.now() - x.started) / 1000;
+    const status = res.headersSent ? res.statusCode : 0; // 0: connection closed before any response
+    metrics.requests.inc({ route, method, status: String(status) });
+    metrics.requestDuration.observe({ route }, seconds);
+    if (x.route) x.route.inFlight--;
+    logger.info({
+      msg: "request",
+      requestId: x.requestId,
+      route,
+      method: req.method,
+      path: safePath(req.originalUrl ?? ""),
+      status,
+      upstreamStatus: x.upstreamStatus,
+      durationMs: Math.round(seconds * 1e4) / 10,
+      identity: x.route?.config.identity,
+      principal: x.principal,
+      retried: false,
+      error: x.error,
+    });
+  }
+
+  function fail(req: IncomingMessage, res: ServerResponse, x: Exchange, err: unknown): void {
+    const problem =
+      err instanceof ProxyError
+        ? err
+        : new ProxyError("upstream_unreachable", "internal error while forwarding");
+    if (!(err instanceof ProxyError)) logger.error({ msg: "unexpected error", requestId: x.requestId, err });
+    x.error = problem.code;
+    if (x.route && problem.code !== "route_not_found" && problem.status >= 500) {
+      metrics.upstreamErrors.inc({ route: x.route.label, code: problem.code });
+    }
+    if (res.headersSent) {
+      res.destroy(); // mid-body failure: the caller must see a broken response, not a short one
+      return;
+    }
+    renderProblem(req, res, problem, x.requestId);
+  }
+
+  function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    x: Exchange,
+    route: RouteRuntime,
+    rest: string,
+    query: string,
+    bearer: string,
+  ) {
+    const socket = req.socket as TLSSocket;
+    const peer = socket.remoteAddress ?? "";
+    prepareRequestHeaders(req.headers, {
+      clientPeer: peer.startsWith("::ffff:") ? peer.slice(7) : peer,
+      trustedPeer: clientIp.isTrusted(peer),
+      proto: socket.encrypted ? "https" : "http",
+    });
+    forwarder.forward(req, res, {
+      target: route.target,
+      path: rest + query,
+      bearer,
+      timeoutMs: route.config.timeoutMs,
+      onResponse(upstream) {
+        const status = upstream.statusCode ?? 502;
+        x.upstreamStatus = status;
+        if (status === 401) {
+          metrics.upstream401.inc({ route: route.label });
+          // The token may have been revoked or rotated: renew it for the next request.
+          route.tokens.renewAfterRejection(bearer).catch(() => {});
+        }
+        const headers = responseHeaders(upstream);
+        headers["x-request-id"] = x.requestId;
+        rewriteLocationHeaders(headers, route.target, proxyBaseFor(req, route, deps.publicUrl));
+        res.writeHead(status, upstream.statusMessage, headers);
+        upstream.pipe(res);
+      },
+      onError(error) {
+        fail(req, res, x, error);
+      },
+    });
+  }
+
+  return function handle(req, res) {
+    const x: Exchange = {
+      requestId: pickRequestId(req.headers["x-request-id"]),
+      started: performance.now(),
+      route: undefined,
+      upstreamStatus: undefined,
+      principal: undefined,
+      error: undefined,
+    };
+    req.originalUrl = req.url;
+    res.setHeader("x-request-id", x.requestId);
+    res.once("close", () => record(req, res, x));
+    try {
+      const { route, rest, query } = router.match(req.url ?? "");
+      x.route = route;
+      route.inFlight++;
+      const method = req.method ?? "GET";
+      if (!route.methods.has(method)) {
+        throw new ProxyError("method_not_allowed", `${method} is not allowed on this route`, {
+          headers: { allow: [...route.methods].join(", ") },
+        });
+      }
+      if (route.allowPath && !route.allowPath(rest)) {
+        throw new ProxyError("bad_path", "this path is not in the route's allowlist");
+      }
+      const decision = route.checkAccess(
+        req.headers,
+        clientIp.resolve(req.socket.remoteAddress, req.headers["x-forwarded-for"]),
+      );
+      if (!decision.allowed) {
+        metrics.accessDenied.inc({ route: route.label, reason: decision.reason });
+        throw new ProxyError(
+          decision.code,
+          decision.code === "unauthenticated" ? "credentials required" : "access denied",
+          decision.challenge ? { headers: { "www-authenticate": decision.challenge } } : {},
+        );
+      }
+      x.principal = decision.principal;
+      const length = Number(req.headers["content-length"] ?? 0);
+      if (length > route.config.maxBodyBytes) {
+        throw new ProxyError("payload_too_large", `request body exceeds ${route.config.maxBodyBytes} bytes`, {
+          headers: { connection: "close" },
+        });
+      }
+      if (route.inFlight > route.config.maxConcurrent) {
+        throw new ProxyError("overloaded", "too many requests in flight on this route", {
+          headers: { "retry-after": "1" },
+        });
+      }
+      const ready = route.tokens.peek();
+      if (ready !== undefined) {
+        forward(req, res, x, route, rest, query, ready);
+        return;
+      }
+      route.tokens.get().then(
+        (token) => forward(req, res, x, route, rest, query, token),
+        (err) => fail(req, res, x, err),
+      );
+    } catch (err) {
+      fail(req, res, x, err);
+    }
+  };
+}
+
+/** Where callers reach this route: publicUrl, else trusted X-Forwarded-Proto/Host, else Host. */
+function proxyBaseFor(req: IncomingMessage, route: RouteRuntime, publicUrl: string | undefined): string {
+  const prefix = route.config.prefix === "/" ? "" : route.config.prefix;
+  if (publicUrl) return publicUrl.replace(/\/$/, "") + prefix;
+  const proto = (req.headers["x-forwarded-proto"] as string | undefined) ?? "http";
+  const host = (req.headers["x-forwarded-host"] as string | undefined) ?? "";
+  return `${proto.split(",")[0]!.trim()}://${host.split(",")[0]!.trim()}${prefix}`;
+}
+
+declare module "node:http" {
+  interface IncomingMessage {
+    originalUrl?: string;
+  }
+}
+
+/** express + helmet render every response the proxy itself generates, as application/problem+json. */
+export function createProblemRenderer(): (
+  req: IncomingMessage,
+  res: ServerResponse,
+  problem: ProxyError,
+  requestId: string,
+) => void {
+  const app = express();
+  app.disable("x-powered-by");
+  app.use(helmet());
+  app.use((_req, res) => {
+    const { problem, requestId } = res.locals as { problem: ProxyError; requestId: string };
+    for (const [name, value] of Object.entries(problem.headers)) res.setHeader(name, value);
+    res
+      .status(problem.status)
+      .type("application/problem+json")
+      .send(JSON.stringify(problem.toProblem(requestId)));
+  });
+  return (req, res, problem, requestId) => {
+    // Drain what the caller is still sending so the connection can be reused (unless it is too big).
+    if (problem.code !== "payload_too_large") req.resume();
+    (res as express.Response).locals = { problem, requestId };
+    app(req as express.Request, res as express.Response);
+  };
+}

@@ -1,0 +1,228 @@
+// Builds a running proxy from a validated ProxyConfig: token providers, access checks, router,
+// front door on listen.port and the admin app on listen.adminPort. Used by serve, demo and tests.
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { type AccessCheck, compileAccessCheck } from "../access/check.ts";
+import { ClientIpResolver } from "../access/client-ip.ts";
+import { assertCredentialSupported, createTokenSource, type TokenSource } from "../auth/credentials.ts";
+import { type AcquisitionEvent, TokenManager, TokenProvider } from "../auth/tokens.ts";
+import type { ProxyConfig, RouteConfig } from "../config/types.ts";
+import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
+import type { Logger } from "../observability/logger.ts";
+import { createMetrics, type ProxyMetrics } from "../observability/metrics.ts";
+import { Forwarder } from "../proxy/forward.ts";
+import { Router } from "../proxy/router.ts";
+import { createFrontDoor, type RouteRuntime, routeRuntime } from "./front-door.ts";
+
+export interface StartOptions {
+  logger: Logger;
+  now?: () => number;
+  env?: NodeJS.ProcessEnv;
+  /** Replaces msal-node token sources (unit tests of the pipeline). */
+  tokenSource?: (identity: string, scope: string) => TokenSource;
+  /** Overrides listen.port / adminPort (tests use 0). */
+  ports?: { proxy?: number; admin?: number };
+  defaultMetrics?: boolean;
+}
+
+export interface RunningProxy {
+  proxyUrl: string;
+  adminUrl: string;
+  metrics: ProxyMetrics;
+  tokens: TokenManager;
+  /** Stops accepting, waits for in-flight requests up to drainMs, then closes everything. */
+  close(drainMs?: number): Promise<void>;
+}
+
+/** Fails before listening on anything this version cannot serve (clear error, no crash later). */
+export function assertServable(config: ProxyConfig): void {
+  for (const route of config.routes) {
+    const identity = config.identities[route.identity];
+    if (identity) assertCredentialSupported(identity);
+    compileAccessCheck(route.access);
+  }
+}
+
+function accessSummary(route: RouteConfig): string {
+  const a = route.access;
+  if (a.anonymous) return "anonymous";
+  const parts: string[] = [];
+  if (a.apiKeys) parts.push(`apiKeys[${a.apiKeys.length}]`);
+  if (a.cidrs) parts.push(`cidrs[${a.cidrs.length}]`);
+  if (a.jwt) parts.push("jwt");
+  return parts.join(" + ");
+}
+
+export async function startProxy(config: ProxyConfig, options: StartOptions): Promise<RunningProxy> {
+  assertServable(config);
+  const { logger } = options;
+  const now = options.now ?? Date.now;
+  let accepting = true;
+
+  const tokens: TokenManager = new TokenManager(
+    (identityName, scope) =>
+      new TokenProvider({
+        identity: identityName,
+        scope,
+        now,
+        source:
+          options.tokenSource?.(identityName, scope) ??
+          createTokenSource(config.identities[identityName]!, config.cloud, scope, {
+            env: options.env ?? process.env,
+          }),
+        onAcquisition: (e) => onAcquisition(e),
+      }),
+  );
+  const metrics = createMetrics(
+    () =>
+      tokens.all().flatMap((p) => {
+        const s = p.secondsToExpiry();
+        return s === undefined ? [] : [{ identity: p.identity, scope: p.scope, secondsToExpiry: s }];
+      }),
+    { defaultMetrics: options.defaultMetrics ?? true },
+  );
+
+  function onAcquisition(e: AcquisitionEvent): void {
+    metrics.tokenRefreshes.inc({
+      identity: e.identity,
+      scope: e.scope,
+      result: e.result,
+      trigger: e.trigger,
+      error: e.error,
+    });
+    metrics.tokenRefreshDuration.observe({ identity: e.identity, scope: e.scope }, e.durationSeconds);
+    const line = {
+      msg: "token acquisition",
+      identity: e.identity,
+      scope: e.scope,
+      trigger: e.trigger,
+      result: e.result,
+      aadsts: e.failure?.aadsts ? `AADSTS${e.failure.aadsts}` : undefined,
+      error: e.error || undefined,
+      expiresAt: e.expiresOn ? new Date(e.expiresOn).toISOString() : undefined,
+      durationMs: Math.round(e.durationSeconds * 1000),
+    };
+    if (e.result === "success") logger.info(line);
+    else logger.warn({ ...line, reason: e.failure?.message, hint: e.failure?.hint });
+  }
+
+  const routes: RouteRuntime[] = config.routes.map((route) => {
+    const check: AccessCheck = compileAccessCheck(route.access, now);
+    return routeRuntime(route, check, tokens.provider(route.identity, route.scope));
+  });
+  const forwarder = new Forwarder();
+  const frontDoor = createFrontDoor({
+    router: new Router(routes),
+    forwarder,
+    clientIp: new ClientIpResolver(config.listen.trustProxy),
+    metrics,
+    logger,
+    publicUrl: config.listen.publicUrl,
+  });
+
+  const serverOptions: http.ServerOptions = {
+    headersTimeout: 20_000,
+    requestTimeout: 0, // long uploads are bounded by per-route limits, not a global clock
+    keepAliveTimeout: 65_000, // longer than common load balancers' idle timeout
+    maxHeaderSize: 32 * 1024,
+  };
+  const tls = config.listen.tls;
+  const proxyServer = tls
+    ? https.createServer(
+        { ...serverOptions, cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
+        frontDoor,
+      )
+    : http.createServer(serverOptions, frontDoor);
+
+  const readiness = (): ReadinessItem[] =>
+    tokens.all().map((p) => {
+      const s = p.state();
+      const ready = s.valid || s.lastResult === "success" || (!config.warmup && s.lastResult === undefined);
+      const reason = ready
+        ? "token valid"
+        : s.lastError
+          ? `${s.lastError.error}: ${s.lastError.message}`
+          : "no token acquired yet";
+      return { identity: p.identity, scope: p.scope, ready, reason };
+    });
+  const status = (): StatusSnapshot => ({
+    ready: accepting && readiness().every((r) => r.ready),
+    routes: config.routes.map((r) => ({
+      prefix: r.prefix,
+      upstream: r.upstream,
+      identity: r.identity,
+      scope: r.scope,
+      access: accessSummary(r),
+    })),
+    tokens: tokens.all().map((p) => {
+      const s = p.state();
+      const t: StatusSnapshot["tokens"][number] = { identity: s.identity, scope: s.scope, valid: s.valid };
+      if (s.expiresOn) t.expiresAt = new Date(s.expiresOn).toISOString();
+      if (s.lastResult) t.lastResult = s.lastResult;
+      if (s.lastError) t.lastError = s.lastError;
+      return t;
+    }),
+  });
+  const adminServer = http.createServer(
+    createAdminApp({ registry: metrics.registry, readiness, accepting: () => accepting, status }),
+  );
+
+  const host = config.listen.host;
+  await listen(proxyServer, options.ports?.proxy ?? config.listen.port, host);
+  await listen(adminServer, options.ports?.admin ?? config.listen.adminPort, host);
+  const proxyUrl = urlOf(proxyServer, tls ? "https" : "http");
+  const adminUrl = urlOf(adminServer, "http");
+  logger.info({
+    msg: "config loaded",
+    file: config.file,
+    routes: config.routes.map((r) => ({ prefix: r.prefix, upstream: r.upstream, identity: r.identity })),
+    identities: Object.values(config.identities).map((i) => ({ name: i.name, kind: i.credential.kind })),
+  });
+  logger.info({ msg: "listening", proxy: proxyUrl, admin: adminUrl });
+
+  if (config.warmup) {
+    tokens.warmAll().then((results) => {
+      logger.info({ msg: "warm-up finished", ready: results.filter(Boolean).length, total: results.length });
+    });
+  }
+
+  return {
+    proxyUrl,
+    adminUrl,
+    metrics,
+    tokens,
+    async close(drainMs = config.listen.drainTimeoutMs) {
+      accepting = false;
+      const proxyClosed = new Promise<void>((resolve) => proxyServer.close(() => resolve()));
+      proxyServer.closeIdleConnections();
+      const drained = await Promise.race([
+        proxyClosed.then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), drainMs).unref()),
+      ]);
+      if (!drained) proxyServer.closeAllConnections();
+      adminServer.closeAllConnections();
+      await new Promise<void>((resolve) => adminServer.close(() => resolve()));
+      tokens.close();
+      forwarder.close();
+    },
+  };
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+function urlOf(server: http.Server, scheme: string): string {
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const shown = host === "0.0.0.0" ? "127.0.0.1" : host === "[::]" ? "[::1]" : host;
+  return `${scheme}://${shown}:${address.port}`;
+}
