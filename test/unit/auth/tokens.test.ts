@@ -1,0 +1,188 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { AcquiredToken, TokenSource } from "../../../src/auth/credentials.ts";
+import { TokenAcquisitionError } from "../../../src/auth/credentials.ts";
+import { type AcquisitionEvent, TokenProvider, refreshTime } from "../../../src/auth/tokens.ts";
+import { ProxyError } from "../../../src/errors.ts";
+
+/** A token source driven by the test: each acquire() waits for the test to settle it. */
+class ScriptedSource implements TokenSource {
+  readonly kind = "clientSecret" as const;
+  calls = 0;
+  private pending: Array<{ resolve(t: AcquiredToken): void; reject(e: unknown): void }> = [];
+  acquire(): Promise<AcquiredToken> {
+    this.calls++;
+    return new Promise((resolve, reject) => this.pending.push({ resolve, reject }));
+  }
+  succeed(token: AcquiredToken): void {
+    for (const p of this.pending.splice(0)) p.resolve(token);
+  }
+  fail(error = "AADSTS7000215", retryAfterMs?: number): void {
+    const failure = {
+      error,
+      aadsts: error.replace("AADSTS", ""),
+      hint: "wrong secret",
+      message: `${error}: Invalid client secret provided.`,
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    };
+    for (const p of this.pending.splice(0)) p.reject(new TokenAcquisitionError(failure));
+  }
+}
+
+function setup(start = 1_000_000) {
+  let now = start;
+  const source = new ScriptedSource();
+  const events: AcquisitionEvent[] = [];
+  const provider = new TokenProvider({
+    identity: "app",
+    scope: "https://api.powerplatform.com/.default",
+    source,
+    now: () => now,
+    random: () => 0.5,
+    onAcquisition: (e) => events.push(e),
+  });
+  return {
+    source,
+    events,
+    provider,
+    advance: (ms: number) => {
+      now += ms;
+    },
+    now: () => now,
+  };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+test("200 concurrent cold requests cause exactly one token request", async (t) => {
+  const { source, provider, now } = setup();
+  t.after(() => provider.close());
+  const waiting = Array.from({ length: 200 }, () => provider.get());
+  await tick();
+  assert.equal(source.calls, 1);
+  source.succeed({ accessToken: "tok-1", expiresOn: now() + 3_600_000 });
+  const tokens = await Promise.all(waiting);
+  assert.ok(tokens.every((t) => t === "tok-1"));
+  assert.equal(source.calls, 1);
+});
+
+test("refresh time: refresh_in when sent, else min(5 min, half the lifetime) before expiry", () => {
+  assert.equal(refreshTime({ accessToken: "", expiresOn: 3_600_000, refreshOn: 1_800_000 }, 0), 1_800_000);
+  assert.equal(refreshTime({ accessToken: "", expiresOn: 3_600_000 }, 0), 3_300_000);
+  assert.equal(refreshTime({ accessToken: "", expiresOn: 60_000 }, 0), 30_000);
+});
+
+test("a token near expiry is refreshed once in the background while it keeps being served", async (t) => {
+  const { source, provider, advance, now, events } = setup();
+  t.after(() => provider.close());
+  const first = provider.get();
+  source.succeed({ accessToken: "tok-1", expiresOn: now() + 60_000 }); // refresh at +30 s
+  assert.equal(await first, "tok-1");
+  advance(31_000);
+  // Many requests in the refresh window: all get the old, still valid token at once; one refresh starts.
+  for (let i = 0; i < 50; i++) assert.equal(provider.peek(), "tok-1");
+  assert.equal(source.calls, 2);
+  source.succeed({ accessToken: "tok-2", expiresOn: now() + 60_000 });
+  await tick();
+  assert.equal(provider.peek(), "tok-2");
+  assert.equal(source.calls, 2, "no second refresh until the new token reaches its refresh time");
+  assert.deepEqual(
+    events.map((e) => [e.trigger, e.result]),
+    [
+      ["initial", "success"],
+      ["proactive", "success"],
+    ],
+  );
+});
+
+test("an expired token is never served; callers wait for a new one", async (t) => {
+  const { source, provider, advance, now } = setup();
+  t.after(() => provider.close());
+  const first = provider.get();
+  source.succeed({ accessToken: "tok-1", expiresOn: now() + 10_000 });
+  await first;
+  advance(10_000); // exactly at expiry
+  assert.equal(provider.peek(), undefined);
+  const next = provider.get();
+  await tick();
+  source.succeed({ accessToken: "tok-2", expiresOn: now() + 10_000 });
+  assert.equal(await next, "tok-2");
+});
+
+test("IdP failure keeps serving the valid token, backs off, and gives 503 token_unavailable once expired", async (t) => {
+  const { source, provider, advance, now, events } = setup();
+  t.after(() => provider.close());
+  const first = provider.get();
+  source.succeed({ accessToken: "tok-1", expiresOn: now() + 60_000 });
+  await first;
+  advance(31_000);
+  assert.equal(provider.peek(), "tok-1");
+  source.fail("AADSTS7000215");
+  await tick();
+  // Backoff: 1st failure waits 0.75 s (equal jitter with random 0.5): no new attempt before then.
+  advance(500);
+  assert.equal(provider.peek(), "tok-1");
+  assert.equal(source.calls, 2);
+  advance(300);
+  assert.equal(provider.peek(), "tok-1");
+  assert.equal(source.calls, 3);
+  source.fail("AADSTS7000215", 40_000); // Retry-After 40 s wins over the 1.5 s backoff (next try at +71.8 s)
+  await tick();
+  advance(18_000); // +49.8 s: still valid, still backing off
+  assert.equal(provider.peek(), "tok-1");
+  assert.equal(source.calls, 3);
+  advance(10_200); // +60 s: expired
+  assert.equal(provider.peek(), undefined, "expired at +60 s: never served");
+  await assert.rejects(provider.get(), (err: unknown) => {
+    assert.ok(err instanceof ProxyError);
+    assert.equal(err.code, "token_unavailable");
+    assert.equal(err.status, 503);
+    assert.equal(err.headers["retry-after"], "12");
+    const body = err.toProblem("rid");
+    assert.equal(body.aadsts, "AADSTS7000215");
+    assert.match(body.hint ?? "", /secret/);
+    return true;
+  });
+  assert.equal(source.calls, 3, "a caller during back-off does not reach the IdP");
+  advance(12_000);
+  const recovered = provider.get();
+  await tick();
+  assert.equal(source.calls, 4);
+  source.succeed({ accessToken: "tok-3", expiresOn: now() + 60_000 });
+  assert.equal(await recovered, "tok-3");
+  assert.deepEqual(
+    events.map((e) => e.error),
+    ["", "AADSTS7000215", "AADSTS7000215", ""],
+  );
+});
+
+test("concurrent upstream 401s renew the token once", async (t) => {
+  const { source, provider, now, events } = setup();
+  t.after(() => provider.close());
+  const first = provider.get();
+  source.succeed({ accessToken: "tok-1", expiresOn: now() + 3_600_000 });
+  await first;
+  const renewals = Array.from({ length: 100 }, () => provider.renewAfterRejection("tok-1"));
+  await tick();
+  assert.equal(source.calls, 2);
+  source.succeed({ accessToken: "tok-2", expiresOn: now() + 3_600_000 });
+  assert.ok((await Promise.all(renewals)).every((t) => t === "tok-2"));
+  // A late 401 for the old token does not discard the new one.
+  assert.equal(await provider.renewAfterRejection("tok-1"), "tok-2");
+  assert.equal(source.calls, 2);
+  assert.equal(events.at(-1)?.trigger, "upstream_401");
+});
+
+test("a caller waiting on a hung IdP gets token_unavailable after the acquire timeout", async (t) => {
+  let now = 0;
+  const source = new ScriptedSource();
+  const provider = new TokenProvider({ identity: "a", scope: "s", source, now: () => now, acquireTimeoutMs: 20 });
+  t.after(() => provider.close());
+  await assert.rejects(provider.get(), (err: unknown) => err instanceof ProxyError && err.code === "token_unavailable");
+  // The hung request is still the one in flight: a second caller does not start another.
+  const second = provider.get();
+  assert.equal(source.calls, 1);
+  now += 1;
+  source.succeed({ accessToken: "late", expiresOn: now + 60_000 });
+  assert.equal(await second, "late");
+});
