@@ -5,6 +5,7 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import {
+  type AccountInfo,
   type AuthenticationResult,
   ConfidentialClientApplication,
   type Configuration,
@@ -12,6 +13,7 @@ import {
   LogLevel,
   type NetworkRequestOptions,
   type NetworkResponse,
+  PublicClientApplication,
 } from "@azure/msal-node";
 import type { CloudConfig, CredentialKind, IdentityConfig } from "../config/types.ts";
 import { type AcquisitionFailure, describeAcquisitionFailure } from "./aadsts.ts";
@@ -49,6 +51,7 @@ const SUPPORTED: ReadonlySet<CredentialKind> = new Set([
   "clientSecretFile",
   "certificate",
   "workloadIdentity",
+  "user",
 ]);
 
 export function assertCredentialSupported(identity: IdentityConfig): void {
@@ -72,7 +75,9 @@ export function createTokenSource(
   options: TokenSourceOptions = {},
 ): TokenSource {
   assertCredentialSupported(identity);
-  return new ConfidentialClientSource(identity, cloud, scope, options);
+  return identity.credential.kind === "user"
+    ? new UserPasswordSource(identity, cloud, scope, options)
+    : new ConfidentialClientSource(identity, cloud, scope, options);
 }
 
 /**
@@ -125,16 +130,14 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-class ConfidentialClientSource implements TokenSource {
+/** What every msal-backed source shares: the network client and turning msal errors into ours. */
+abstract class MsalSource implements TokenSource {
   readonly kind: CredentialKind;
-  private readonly identity: IdentityConfig;
-  private readonly cloud: CloudConfig;
-  private readonly scope: string;
-  private readonly network: TimedFetchClient;
-  private app: ConfidentialClientApplication | undefined;
-  /** The secret the current app was built with (clientSecretFile: rebuilt when the file changes). */
-  private appSecret: string | undefined;
-  private readonly env: NodeJS.ProcessEnv;
+  protected readonly identity: IdentityConfig;
+  protected readonly cloud: CloudConfig;
+  protected readonly scope: string;
+  protected readonly network: TimedFetchClient;
+  protected readonly env: NodeJS.ProcessEnv;
 
   constructor(identity: IdentityConfig, cloud: CloudConfig, scope: string, options: TokenSourceOptions) {
     this.kind = identity.credential.kind;
@@ -145,16 +148,19 @@ class ConfidentialClientSource implements TokenSource {
     this.env = options.env ?? process.env;
   }
 
+  protected abstract request(): Promise<AuthenticationResult | null>;
+  /** Drop the msal application so the next attempt starts clean. */
+  protected abstract reset(): void;
+
   async acquire(): Promise<AcquiredToken> {
     let result: AuthenticationResult | null;
     try {
-      const app = await this.currentApp();
-      result = await app.acquireTokenByClientCredential({ scopes: [this.scope], skipCache: true });
+      result = await this.request();
     } catch (err) {
       if (this.network.lastStatus === 429 || (this.network.lastStatus ?? 0) >= 500) {
         // msal-node would refuse identical requests for 60 s (or Retry-After) after this answer.
         // Our back-off in tokens.ts owns retry timing, so start the next attempt with a fresh app.
-        this.app = undefined;
+        this.reset();
       }
       const failure = describeAcquisitionFailure(err);
       if (this.network.lastRetryAfterMs !== undefined) failure.retryAfterMs = this.network.lastRetryAfterMs;
@@ -173,6 +179,87 @@ class ConfidentialClientSource implements TokenSource {
     return token;
   }
 
+  protected authOptions(): Configuration["auth"] {
+    const tenantId = this.identity.tenantId ?? this.env.AZURE_TENANT_ID;
+    const clientId = this.identity.clientId ?? this.env.AZURE_CLIENT_ID;
+    if (!tenantId || !clientId) {
+      throw new UnsupportedCredentialError(
+        `identity "${this.identity.name}": tenantId and clientId are required`,
+      );
+    }
+    const authorityHost = new URL(this.cloud.authorityHost);
+    const auth: Configuration["auth"] = { clientId, authority: `${authorityHost.origin}/${tenantId}` };
+    if (this.cloud.name === "custom") auth.knownAuthorities = [authorityHost.host];
+    return auth;
+  }
+
+  protected systemOptions(): Configuration["system"] {
+    return {
+      networkClient: this.network,
+      disableInternalRetries: true,
+      loggerOptions: { piiLoggingEnabled: false, logLevel: LogLevel.Error, loggerCallback: () => {} },
+    };
+  }
+}
+
+/**
+ * Delegated user token by ROPC (the only kind LCS accepts). Later tokens come from the cached
+ * refresh token; when Entra rejects it, the password is used again.
+ */
+class UserPasswordSource extends MsalSource {
+  private app: PublicClientApplication | undefined;
+  private account: AccountInfo | undefined;
+
+  protected reset(): void {
+    this.app = undefined;
+    this.account = undefined;
+  }
+
+  protected async request(): Promise<AuthenticationResult | null> {
+    const credential = this.identity.credential;
+    if (credential.kind !== "user") throw new UnsupportedCredentialError("not a user identity");
+    this.app ??= new PublicClientApplication({ auth: this.authOptions(), system: this.systemOptions() });
+    if (this.account) {
+      try {
+        return await this.app.acquireTokenSilent({
+          account: this.account,
+          scopes: [this.scope],
+          forceRefresh: true,
+        });
+      } catch (err) {
+        const status = this.network.lastStatus;
+        if (status === 429 || (status ?? 0) >= 500 || status === undefined) throw err; // IdP trouble, not the grant
+        this.account = undefined; // refresh token rejected: sign in with the password again
+      }
+    }
+    const password =
+      credential.passwordFile !== undefined
+        ? (await readFile(credential.passwordFile, "utf8")).trim()
+        : (credential.password ?? "");
+    const result = await this.app.acquireTokenByUsernamePassword({
+      scopes: [this.scope],
+      username: credential.username,
+      password,
+    });
+    if (result?.account) this.account = result.account;
+    return result;
+  }
+}
+
+class ConfidentialClientSource extends MsalSource {
+  private app: ConfidentialClientApplication | undefined;
+  /** The secret the current app was built with (clientSecretFile: rebuilt when the file changes). */
+  private appSecret: string | undefined;
+
+  protected reset(): void {
+    this.app = undefined;
+  }
+
+  protected async request(): Promise<AuthenticationResult | null> {
+    const app = await this.currentApp();
+    return app.acquireTokenByClientCredential({ scopes: [this.scope], skipCache: true });
+  }
+
   private async currentApp(): Promise<ConfidentialClientApplication> {
     const credential = this.identity.credential;
     if (credential.kind === "clientSecretFile") {
@@ -188,19 +275,9 @@ class ConfidentialClientSource implements TokenSource {
   }
 
   private msalConfig(): Configuration {
-    const { identity, cloud } = this;
+    const { identity } = this;
     const credential = identity.credential;
-    const tenantId = identity.tenantId ?? this.env.AZURE_TENANT_ID;
-    const clientId = identity.clientId ?? this.env.AZURE_CLIENT_ID;
-    if (!tenantId || !clientId) {
-      throw new UnsupportedCredentialError(`identity "${identity.name}": tenantId and clientId are required`);
-    }
-    const authorityHost = new URL(cloud.authorityHost);
-    const auth: Configuration["auth"] = {
-      clientId,
-      authority: `${authorityHost.origin}/${tenantId}`,
-    };
-    if (cloud.name === "custom") auth.knownAuthorities = [authorityHost.host];
+    const auth = this.authOptions();
     switch (credential.kind) {
       case "clientSecret":
         auth.clientSecret = credential.clientSecret;
@@ -225,14 +302,7 @@ class ConfidentialClientSource implements TokenSource {
       default:
         throw new UnsupportedCredentialError(`credential kind "${credential.kind}" is not supported here`);
     }
-    return {
-      auth,
-      system: {
-        networkClient: this.network,
-        disableInternalRetries: true,
-        loggerOptions: { piiLoggingEnabled: false, logLevel: LogLevel.Error, loggerCallback: () => {} },
-      },
-    };
+    return { auth, system: this.systemOptions() };
   }
 }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { AcquiredToken, TokenSource } from "../../../src/auth/credentials.ts";
 import { TokenAcquisitionError } from "../../../src/auth/credentials.ts";
-import { type AcquisitionEvent, TokenProvider, refreshTime } from "../../../src/auth/tokens.ts";
+import { type AcquisitionEvent, refreshTime, TokenProvider } from "../../../src/auth/tokens.ts";
 import { ProxyError } from "../../../src/errors.ts";
 
 /** A token source driven by the test: each acquire() waits for the test to settle it. */
@@ -176,9 +176,18 @@ test("concurrent upstream 401s renew the token once", async (t) => {
 test("a caller waiting on a hung IdP gets token_unavailable after the acquire timeout", async (t) => {
   let now = 0;
   const source = new ScriptedSource();
-  const provider = new TokenProvider({ identity: "a", scope: "s", source, now: () => now, acquireTimeoutMs: 20 });
+  const provider = new TokenProvider({
+    identity: "a",
+    scope: "s",
+    source,
+    now: () => now,
+    acquireTimeoutMs: 20,
+  });
   t.after(() => provider.close());
-  await assert.rejects(provider.get(), (err: unknown) => err instanceof ProxyError && err.code === "token_unavailable");
+  await assert.rejects(
+    provider.get(),
+    (err: unknown) => err instanceof ProxyError && err.code === "token_unavailable",
+  );
   // The hung request is still the one in flight: a second caller does not start another.
   const second = provider.get();
   assert.equal(source.calls, 1);

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ProxyError } from "../../../src/errors.ts";
-import { Router, compilePathAllowlist } from "../../../src/proxy/router.ts";
 import { rewriteUpstreamUrl } from "../../../src/proxy/rewrite.ts";
+import { compilePathAllowlist, Router } from "../../../src/proxy/router.ts";
 
 const router = new Router([{ prefix: "/pp" }, { prefix: "/pp/admin" }, { prefix: "/apps" }]);
 
@@ -17,7 +17,11 @@ function code(url: string): string {
 }
 
 test("longest segment-bounded prefix wins and the rest keeps its query", () => {
-  assert.deepEqual(router.match("/pp/admin/x?a=1"), { route: { prefix: "/pp/admin" }, rest: "/x", query: "?a=1" });
+  assert.deepEqual(router.match("/pp/admin/x?a=1"), {
+    route: { prefix: "/pp/admin" },
+    rest: "/x",
+    query: "?a=1",
+  });
   assert.deepEqual(router.match("/pp/x"), { route: { prefix: "/pp" }, rest: "/x", query: "" });
   assert.deepEqual(router.match("/pp"), { route: { prefix: "/pp" }, rest: "", query: "" });
   assert.deepEqual(router.match("/pp?x=1"), { route: { prefix: "/pp" }, rest: "", query: "?x=1" });
@@ -66,9 +70,15 @@ test("upstream URLs in Location are rewritten only when they are under the route
     rewriteUpstreamUrl("https://api.powerplatform.com/ops/1?api-version=1", base, "https://proxy.example/pp"),
     "https://proxy.example/pp/ops/1?api-version=1",
   );
-  assert.equal(rewriteUpstreamUrl("https://other.example/ops/1", base, "https://p/pp"), "https://other.example/ops/1");
+  assert.equal(
+    rewriteUpstreamUrl("https://other.example/ops/1", base, "https://p/pp"),
+    "https://other.example/ops/1",
+  );
   assert.equal(rewriteUpstreamUrl("/relative", base, "https://p/pp"), "/relative");
   const withPath = new URL("http://127.0.0.1:9/base");
   assert.equal(rewriteUpstreamUrl("http://127.0.0.1:9/base/x", withPath, "http://p/r"), "http://p/r/x");
-  assert.equal(rewriteUpstreamUrl("http://127.0.0.1:9/other", withPath, "http://p/r"), "http://127.0.0.1:9/other");
+  assert.equal(
+    rewriteUpstreamUrl("http://127.0.0.1:9/other", withPath, "http://p/r"),
+    "http://127.0.0.1:9/other",
+  );
 });

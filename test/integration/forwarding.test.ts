@@ -1,0 +1,217 @@
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import { Readable } from "node:stream";
+import { test } from "node:test";
+import { DEMO_ROUTES_YAML } from "../../src/demo/stack.ts";
+import { metricValue, startStack } from "../helpers/stack.ts";
+
+async function problem(res: Response): Promise<{ status: number; code: string }> {
+  const body = (await res.json()) as { code: string; status: number };
+  assert.equal(body.status, res.status);
+  return { status: res.status, code: body.code };
+}
+
+test("path escapes, prefix non-matches and unknown routes get the right problem codes; nothing reaches upstream", async (t) => {
+  const stack = await startStack(t);
+  const cases: Array<[string, number, string]> = [
+    ["/powerplatform/../powerapps/x", 400, "bad_path"],
+    ["/powerplatform/%2e%2e/x", 400, "bad_path"],
+    ["/powerplatform%2f..", 400, "bad_path"],
+    ["/powerplatform/a%2f..%2fb", 400, "bad_path"],
+    ["/powerplatformx/y", 404, "route_not_found"],
+    ["/nothing-here", 404, "route_not_found"],
+    ["/metrics", 404, "route_not_found"],
+  ];
+  for (const [path, status, code] of cases) {
+    // fetch() would normalise "..": send the raw target over a socket instead.
+    const res = await rawGet(stack.proxy.proxyUrl, path, stack.world.secrets.apiKey);
+    assert.equal(res.status, status, path);
+    assert.equal(JSON.parse(res.body).code, code, path);
+    assert.match(res.headers, /content-security-policy/i, "helmet headers on the proxy's own responses");
+  }
+  assert.equal(stack.world.mocks.powerplatform.requests.length, 0);
+  assert.equal(stack.world.mocks.powerapps.requests.length, 0);
+});
+
+test("access: no key → 401 with WWW-Authenticate; wrong key → 403; Basic password works", async (t) => {
+  const stack = await startStack(t);
+  const none = await stack.call("/powerplatform/x", { key: false });
+  assert.equal(none.status, 401);
+  assert.match(none.headers.get("www-authenticate") ?? "", /^Basic /);
+  assert.deepEqual(await problem(none), { status: 401, code: "unauthenticated" });
+  const wrong = await stack.call("/powerplatform/x", { key: "not-the-key" });
+  assert.deepEqual(await problem(wrong), { status: 403, code: "access_denied" });
+  const basic = await stack.call("/powerplatform/x", {
+    key: false,
+    headers: {
+      authorization: `Basic ${Buffer.from(`erp:${stack.world.secrets.apiKey}`).toString("base64")}`,
+    },
+  });
+  assert.equal(basic.status, 200);
+  await basic.arrayBuffer();
+  assert.equal(stack.world.mocks.powerplatform.requests.length, 1);
+  const metrics = await stack.metrics();
+  assert.equal(
+    metricValue(metrics, "entra_proxy_access_denied_total", {
+      route: "/powerplatform",
+      reason: "no_credential",
+    }),
+    1,
+  );
+  assert.equal(
+    metricValue(metrics, "entra_proxy_access_denied_total", {
+      route: "/powerplatform",
+      reason: "invalid_key",
+    }),
+    1,
+  );
+});
+
+test("method not allowed on a flow route gives 405 with Allow", async (t) => {
+  const stack = await startStack(t);
+  const res = await stack.call("/flows/order-created", { method: "GET" });
+  assert.equal(res.headers.get("allow"), "POST");
+  assert.deepEqual(await problem(res), { status: 405, code: "method_not_allowed" });
+});
+
+test("an upstream 401 reaches the caller and is counted per route", async (t) => {
+  const stack = await startStack(t);
+  const res = await stack.call("/powerplatform/always401");
+  assert.equal(res.status, 401);
+  await res.arrayBuffer();
+  const metrics = await stack.metrics();
+  assert.equal(metricValue(metrics, "entra_proxy_upstream_401_total", { route: "/powerplatform" }), 1);
+});
+
+test("upstream 429 and Retry-After pass through unchanged", async (t) => {
+  const stack = await startStack(t);
+  const res = await stack.call("/powerapps/status/429");
+  assert.equal(res.status, 429);
+  assert.equal(res.headers.get("retry-after"), "7");
+  await res.arrayBuffer();
+});
+
+test("upstream refused → 502 upstream_unreachable; slow upstream → 504 upstream_timeout", async (t) => {
+  const closedPort = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+  const yaml = `${DEMO_ROUTES_YAML}  - prefix: /dead
+    upstream: http://127.0.0.1:${closedPort}
+    scope: https://api.powerplatform.com/.default
+    identity: platform-app
+    access: { anonymous: true }
+  - prefix: /slow
+    upstream: \${POWERPLATFORM_UPSTREAM}
+    scope: https://api.powerplatform.com/.default
+    identity: platform-app
+    timeoutMs: 300
+    access: { anonymous: true }
+`;
+  const stack = await startStack(t, { yaml });
+  assert.deepEqual(await problem(await stack.call("/dead/x")), { status: 502, code: "upstream_unreachable" });
+  assert.deepEqual(await problem(await stack.call("/slow/slow/2000")), {
+    status: 504,
+    code: "upstream_timeout",
+  });
+  const metrics = await stack.metrics();
+  assert.equal(
+    metricValue(metrics, "entra_proxy_upstream_errors_total", {
+      route: "/dead",
+      code: "upstream_unreachable",
+    }),
+    1,
+  );
+  assert.equal(
+    metricValue(metrics, "entra_proxy_upstream_errors_total", { route: "/slow", code: "upstream_timeout" }),
+    1,
+  );
+});
+
+test("a 50 MiB upload streams through with bounded memory, and a 50 MiB download too", async (t) => {
+  const stack = await startStack(t);
+  const size = 50 * 1024 * 1024;
+  const chunk = Buffer.alloc(1024 * 1024, 7);
+  global.gc?.();
+  const before = process.memoryUsage().rss;
+  let peak = before;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 20);
+  t.after(() => clearInterval(sampler));
+  let sent = 0;
+  const body = Readable.from(
+    (function* () {
+      while (sent < size) {
+        sent += chunk.length;
+        yield chunk;
+      }
+    })(),
+  );
+  const res = await stack.call("/powerplatform/upload", {
+    method: "POST",
+    body: Readable.toWeb(body) as ReadableStream,
+    duplex: "half",
+    headers: { "content-type": "application/octet-stream" },
+  } as RequestInit);
+  const echo = (await res.json()) as { bodyBytes: number };
+  assert.equal(res.status, 200);
+  assert.equal(echo.bodyBytes, size);
+  const download = await stack.call(`/powerplatform/bytes/${size}`);
+  let received = 0;
+  for await (const part of download.body as unknown as AsyncIterable<Uint8Array>) received += part.length;
+  assert.equal(received, size);
+  clearInterval(sampler);
+  const growthMiB = (peak - before) / 1024 / 1024;
+  t.diagnostic(`RSS growth during 50 MiB up + down: ${growthMiB.toFixed(1)} MiB`);
+  assert.ok(growthMiB < 40, `RSS grew ${growthMiB.toFixed(1)} MiB`);
+});
+
+test("admin port: healthz, readyz after warm-up, metrics; X-Request-Id kept when well-formed", async (t) => {
+  const stack = await startStack(t);
+  assert.equal((await fetch(`${stack.proxy.adminUrl}/healthz`)).status, 200);
+  let ready = 503;
+  for (let i = 0; i < 50 && ready !== 200; i++) {
+    ready = (await fetch(`${stack.proxy.adminUrl}/readyz`)).status;
+    if (ready !== 200) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(ready, 200);
+  const res = await stack.call("/powerplatform/x", { headers: { "x-request-id": "erp-batch-42" } });
+  await res.arrayBuffer();
+  assert.equal(res.headers.get("x-request-id"), "erp-batch-42");
+  const bad = await stack.call("/powerplatform/x", { headers: { "x-request-id": "bad id with spaces" } });
+  await bad.arrayBuffer();
+  assert.notEqual(bad.headers.get("x-request-id"), "bad id with spaces");
+  assert.ok(stack.logs.some((l) => l.includes('"requestId":"erp-batch-42"')));
+  const status = (await (await fetch(`${stack.proxy.adminUrl}/status.json`)).json()) as { routes: unknown[] };
+  assert.equal(status.routes.length, 4);
+});
+
+async function rawGet(
+  base: string,
+  target: string,
+  key: string,
+): Promise<{ status: number; headers: string; body: string }> {
+  const { port } = new URL(base);
+  const { connect } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), "127.0.0.1", () => {
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nX-Api-Key: ${key}\r\nConnection: close\r\n\r\n`);
+    });
+    let data = "";
+    socket.on("data", (d) => {
+      data += d.toString();
+    });
+    socket.on("error", reject);
+    socket.on("end", () => {
+      const [head = "", ...rest] = data.split("\r\n\r\n");
+      const status = Number(head.split(" ")[1]);
+      let body = rest.join("\r\n\r\n");
+      if (/transfer-encoding: chunked/i.test(head))
+        body = body.replace(/^[0-9a-f]+\r\n/i, "").replace(/\r\n0\r\n\r\n$/, "");
+      resolve({ status, headers: head, body });
+    });
+  });
+}
