@@ -33,6 +33,8 @@ export interface TokenProviderOptions {
   backoff?: BackoffPolicy;
   /** Longest a caller waits for an acquisition before getting token_unavailable. */
   acquireTimeoutMs?: number;
+  /** At most one renewal per this interval is caused by upstream 401s. */
+  rejectionRenewalIntervalMs?: number;
   onAcquisition?: (event: AcquisitionEvent) => void;
 }
 
@@ -86,6 +88,8 @@ export class TokenProvider {
   private lastAttemptAt: number | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private lastRejectionRenewalAt = Number.NEGATIVE_INFINITY;
+  private readonly rejectionRenewalIntervalMs: number;
 
   constructor(options: TokenProviderOptions) {
     this.identity = options.identity;
@@ -95,6 +99,7 @@ export class TokenProvider {
     this.random = options.random ?? Math.random;
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.acquireTimeoutMs = options.acquireTimeoutMs ?? 15_000;
+    this.rejectionRenewalIntervalMs = options.rejectionRenewalIntervalMs ?? 30_000;
     this.onAcquisition = options.onAcquisition ?? (() => {});
   }
 
@@ -132,11 +137,17 @@ export class TokenProvider {
    * one. Concurrent 401s share one acquisition.
    */
   async renewAfterRejection(rejectedToken: string): Promise<string> {
-    if (this.cached && this.cached.accessToken !== rejectedToken && this.now() < this.cached.expiresOn) {
-      return this.cached.accessToken;
+    const now = this.now();
+    if (this.cached && now < this.cached.expiresOn) {
+      if (this.cached.accessToken !== rejectedToken) return this.cached.accessToken;
+      // A 401 storm (an upstream that refuses every token) must not become an IdP storm: after one
+      // renewal, keep the token for a while and let the 401s pass through.
+      if (!this.inFlight && now - this.lastRejectionRenewalAt < this.rejectionRenewalIntervalMs) {
+        return this.cached.accessToken;
+      }
     }
     if (this.cached?.accessToken === rejectedToken) this.cached = undefined;
-    const now = this.now();
+    if (!this.inFlight) this.lastRejectionRenewalAt = now;
     if (!this.inFlight && now < this.nextAttemptAt) throw this.unavailable(now);
     try {
       return (await this.withTimeout(this.acquireSingleFlight("upstream_401"))).accessToken;

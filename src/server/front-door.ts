@@ -2,6 +2,7 @@
 // Kept free of per-request middleware: express (with helmet) only renders the responses the proxy
 // itself generates (errors), never the forwarded ones.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import express from "express";
 import helmet from "helmet";
@@ -13,7 +14,7 @@ import { ProxyError } from "../errors.ts";
 import type { Logger } from "../observability/logger.ts";
 import { safePath } from "../observability/logger.ts";
 import type { ProxyMetrics } from "../observability/metrics.ts";
-import type { Forwarder } from "../proxy/forward.ts";
+import type { Forwarder, ForwardOptions } from "../proxy/forward.ts";
 import { pickRequestId, prepareRequestHeaders, responseHeaders } from "../proxy/headers.ts";
 import { rewriteLocationHeaders } from "../proxy/rewrite.ts";
 import { compilePathAllowlist, type Router } from "../proxy/router.ts";
@@ -68,6 +69,27 @@ interface Exchange {
   upstreamStatus: number | undefined;
   principal: string | undefined;
   error: string | undefined;
+  retried: boolean;
+}
+
+/** Bodies up to this size are held so the request can be replayed after an upstream 401. */
+export const REPLAY_LIMIT_BYTES = 64 * 1024;
+const EMPTY_BODY = Buffer.alloc(0);
+
+function replayMode(req: IncomingMessage): "empty" | "small" | "stream" {
+  if (req.headers["transfer-encoding"] !== undefined) return "stream";
+  const length = req.headers["content-length"];
+  if (length === undefined || length === "0") return "empty";
+  return Number(length) <= REPLAY_LIMIT_BYTES ? "small" : "stream";
+}
+
+function readSmallBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.once("end", () => resolve(Buffer.concat(chunks)));
+    req.once("error", reject);
+  });
 }
 
 export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res: ServerResponse) => void {
@@ -93,7 +115,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       durationMs: Math.round(seconds * 1e4) / 10,
       identity: x.route?.config.identity,
       principal: x.principal,
-      retried: false,
+      retried: x.retried,
       error: x.error,
     });
   }
@@ -115,6 +137,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     renderProblem(req, res, problem, x.requestId);
   }
 
+  /** Strips caller headers, then sends — buffering a small body first so a 401 can be retried. */
   function forward(
     req: IncomingMessage,
     res: ServerResponse,
@@ -131,29 +154,74 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       trustedPeer: clientIp.isTrusted(peer),
       proto: socket.encrypted ? "https" : "http",
     });
-    forwarder.forward(req, res, {
+    const target = { req, res, x, route, path: rest + query };
+    const mode = replayMode(req);
+    if (mode === "small") {
+      readSmallBody(req).then(
+        (body) => send(target, bearer, body, false),
+        () => fail(req, res, x, new ProxyError("bad_request", "request body could not be read")),
+      );
+    } else {
+      send(target, bearer, mode === "empty" ? EMPTY_BODY : undefined, false);
+    }
+  }
+
+  /**
+   * One attempt upstream. `replay` is the body to send again (EMPTY_BODY for none), or undefined
+   * when the request streams and so cannot be retried.
+   */
+  function send(
+    t: { req: IncomingMessage; res: ServerResponse; x: Exchange; route: RouteRuntime; path: string },
+    bearer: string,
+    replay: Buffer | undefined,
+    retried: boolean,
+  ): void {
+    const { req, res, x, route } = t;
+    const passThrough = (upstream: IncomingMessage) => {
+      const headers = responseHeaders(upstream);
+      headers["x-request-id"] = x.requestId;
+      rewriteLocationHeaders(headers, route.target, proxyBaseFor(req, route, deps.publicUrl));
+      res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, headers);
+      upstream.pipe(res);
+    };
+    const options: ForwardOptions = {
       target: route.target,
-      path: rest + query,
+      path: t.path,
       bearer,
       timeoutMs: route.config.timeoutMs,
       onResponse(upstream) {
         const status = upstream.statusCode ?? 502;
         x.upstreamStatus = status;
-        if (status === 401) {
-          metrics.upstream401.inc({ route: route.label });
-          // The token may have been revoked or rotated: renew it for the next request.
-          route.tokens.renewAfterRejection(bearer).catch(() => {});
+        if (status !== 401) {
+          passThrough(upstream);
+          return;
         }
-        const headers = responseHeaders(upstream);
-        headers["x-request-id"] = x.requestId;
-        rewriteLocationHeaders(headers, route.target, proxyBaseFor(req, route, deps.publicUrl));
-        res.writeHead(status, upstream.statusMessage, headers);
-        upstream.pipe(res);
+        metrics.upstream401.inc({ route: route.label });
+        // The token was refused (revoked, rotated, stale roles): renew it. The 401 stays paused
+        // meanwhile; a replayable request is retried once with the new token, anything else gets it.
+        route.tokens.renewAfterRejection(bearer).then(
+          (fresh) => {
+            if (replay === undefined || retried || fresh === bearer) {
+              passThrough(upstream);
+              return;
+            }
+            upstream.resume();
+            x.retried = true;
+            send(t, fresh, replay, true);
+          },
+          (err) => {
+            upstream.resume();
+            fail(req, res, x, err);
+          },
+        );
       },
       onError(error) {
         fail(req, res, x, error);
       },
-    });
+    };
+    // The first attempt streams the caller's request; a buffered or replayed body is re-read.
+    if (replay !== undefined && (retried || replay !== EMPTY_BODY)) options.body = Readable.from([replay]);
+    forwarder.forward(req, res, options);
   }
 
   return function handle(req, res) {
@@ -164,6 +232,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       upstreamStatus: undefined,
       principal: undefined,
       error: undefined,
+      retried: false,
     };
     req.originalUrl = req.url;
     res.setHeader("x-request-id", x.requestId);

@@ -195,3 +195,24 @@ test("a caller waiting on a hung IdP gets token_unavailable after the acquire ti
   source.succeed({ accessToken: "late", expiresOn: now + 60_000 });
   assert.equal(await second, "late");
 });
+
+test("a 401 storm renews the token at most once per interval", async (t) => {
+  const { source, provider, now, advance } = setup();
+  t.after(() => provider.close());
+  const first = provider.get();
+  source.succeed({ accessToken: "tok-1", expiresOn: now() + 3_600_000 });
+  await first;
+  const renewal = provider.renewAfterRejection("tok-1");
+  await tick();
+  source.succeed({ accessToken: "tok-2", expiresOn: now() + 3_600_000 });
+  assert.equal(await renewal, "tok-2");
+  // The upstream refuses tok-2 as well: within 30 s no further token request is made.
+  for (let i = 0; i < 20; i++) assert.equal(await provider.renewAfterRejection("tok-2"), "tok-2");
+  assert.equal(source.calls, 2);
+  advance(30_000);
+  const later = provider.renewAfterRejection("tok-2");
+  await tick();
+  assert.equal(source.calls, 3);
+  source.succeed({ accessToken: "tok-3", expiresOn: now() + 3_600_000 });
+  assert.equal(await later, "tok-3");
+});
