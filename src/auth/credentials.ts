@@ -87,6 +87,8 @@ export function createTokenSource(
 class TimedFetchClient implements INetworkModule {
   lastRetryAfterMs: number | undefined;
   lastStatus: number | undefined;
+  /** Entra's error text from the last failed answer (discovery errors lose it inside msal-node). */
+  lastErrorDescription: string | undefined;
   private readonly timeoutMs: number;
 
   constructor(timeoutMs: number) {
@@ -108,6 +110,7 @@ class TimedFetchClient implements INetworkModule {
   ): Promise<NetworkResponse<T>> {
     this.lastRetryAfterMs = undefined;
     this.lastStatus = undefined;
+    this.lastErrorDescription = undefined;
     const init: RequestInit = { method, signal: AbortSignal.timeout(this.timeoutMs) };
     if (options?.headers) init.headers = options.headers;
     if (method === "POST") init.body = options?.body ?? "";
@@ -119,6 +122,10 @@ class TimedFetchClient implements INetworkModule {
     this.lastStatus = response.status;
     this.lastRetryAfterMs = parseRetryAfter(headers["retry-after"]);
     const body = (await response.json()) as T;
+    if (response.status >= 400) {
+      const description = (body as { error_description?: unknown } | null)?.error_description;
+      if (typeof description === "string") this.lastErrorDescription = description;
+    }
     return { headers, body, status: response.status };
   }
 }
@@ -162,7 +169,12 @@ abstract class MsalSource implements TokenSource {
         // Our back-off in tokens.ts owns retry timing, so start the next attempt with a fresh app.
         this.reset();
       }
-      const failure = describeAcquisitionFailure(err);
+      let failure = describeAcquisitionFailure(err);
+      if (!failure.aadsts && this.network.lastErrorDescription) {
+        // e.g. an unknown tenant fails OIDC discovery with AADSTS90002, which msal-node reports
+        // only as endpoints_resolution_error.
+        failure = describeAcquisitionFailure({ errorMessage: this.network.lastErrorDescription });
+      }
       if (this.network.lastRetryAfterMs !== undefined) failure.retryAfterMs = this.network.lastRetryAfterMs;
       if (this.network.lastStatus !== undefined && failure.status === undefined) {
         failure.status = this.network.lastStatus;

@@ -57,7 +57,9 @@ export async function createPki(): Promise<Pki> {
           opts.client
             ? { name: "extKeyUsage", clientAuth: true }
             : { name: "extKeyUsage", serverAuth: true, clientAuth: true },
-          ...(opts.client ? [] : [{ name: "subjectAltName" as const, altNames: subjectAltNames(opts.hosts) }]),
+          ...(opts.client
+            ? []
+            : [{ name: "subjectAltName" as const, altNames: subjectAltNames(opts.hosts) }]),
         ],
       });
       return { cert: leaf.cert, key: leaf.private, ...thumbprints(leaf.cert) };
@@ -76,5 +78,7 @@ export function thumbprints(certPem: string): { thumbprintSha1: string; thumbpri
 
 function subjectAltNames(hosts: string[] = []): Array<{ type: 2; value: string } | { type: 7; ip: string }> {
   const names = [...new Set([...LOOPBACK_NAMES, ...hosts])];
-  return names.map((name) => (IPV4.test(name) || name.includes(":") ? { type: 7, ip: name } : { type: 2, value: name }));
+  return names.map((name) =>
+    IPV4.test(name) || name.includes(":") ? { type: 7, ip: name } : { type: 2, value: name },
+  );
 }

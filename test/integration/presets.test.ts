@@ -33,7 +33,7 @@ test("each preset forwards with a token for its own audience and strips caller c
     },
     {
       path: "/lcs/databasemovement/v1/jobs?x=1",
-      aud: "https://lcsapi.lcs.dynamics.com",
+      aud: "https://lcsapi.lcs.dynamics.com/",
       service: "lcs",
       upstreamPath: "/databasemovement/v1/jobs",
       method: "GET",
