@@ -11,6 +11,7 @@ import {
   type Configuration,
   type INetworkModule,
   LogLevel,
+  ManagedIdentityApplication,
   type NetworkRequestOptions,
   type NetworkResponse,
   PublicClientApplication,
@@ -52,6 +53,7 @@ const SUPPORTED: ReadonlySet<CredentialKind> = new Set([
   "certificate",
   "workloadIdentity",
   "user",
+  "managedIdentity",
 ]);
 
 export function assertCredentialSupported(identity: IdentityConfig): void {
@@ -75,9 +77,14 @@ export function createTokenSource(
   options: TokenSourceOptions = {},
 ): TokenSource {
   assertCredentialSupported(identity);
-  return identity.credential.kind === "user"
-    ? new UserPasswordSource(identity, cloud, scope, options)
-    : new ConfidentialClientSource(identity, cloud, scope, options);
+  switch (identity.credential.kind) {
+    case "user":
+      return new UserPasswordSource(identity, cloud, scope, options);
+    case "managedIdentity":
+      return new ManagedIdentitySource(identity, cloud, scope, options);
+    default:
+      return new ConfidentialClientSource(identity, cloud, scope, options);
+  }
 }
 
 /**
@@ -255,6 +262,29 @@ class UserPasswordSource extends MsalSource {
     });
     if (result?.account) this.account = result.account;
     return result;
+  }
+}
+
+/**
+ * Azure managed identity (system- or user-assigned). msal-node finds the endpoint itself
+ * (IMDS, App Service's IDENTITY_ENDPOINT/IDENTITY_HEADER, Azure Arc …).
+ */
+class ManagedIdentitySource extends MsalSource {
+  private app: ManagedIdentityApplication | undefined;
+
+  protected reset(): void {
+    this.app = undefined;
+  }
+
+  protected request(): Promise<AuthenticationResult> {
+    const credential = this.identity.credential;
+    const clientId = credential.kind === "managedIdentity" ? credential.clientId : undefined;
+    this.app ??= new ManagedIdentityApplication({
+      ...(clientId ? { managedIdentityIdParams: { userAssignedClientId: clientId } } : {}),
+      system: this.systemOptions(),
+    });
+    // forceRefresh: msal-node shares one managed-identity cache per process; ours is in tokens.ts.
+    return this.app.acquireToken({ resource: this.scope, forceRefresh: true });
   }
 }
 

@@ -344,6 +344,16 @@ export class TokenManager {
     return [...this.providers.values()];
   }
 
+  /** Keeps the providers `keep` approves of; closes and forgets the others (config reload). */
+  retain(keep: (provider: TokenProvider) => boolean): void {
+    for (const [key, provider] of this.providers) {
+      if (!keep(provider)) {
+        provider.close();
+        this.providers.delete(key);
+      }
+    }
+  }
+
   async warmAll(): Promise<boolean[]> {
     return Promise.all(this.all().map((p) => p.warm()));
   }

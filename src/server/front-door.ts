@@ -51,13 +51,18 @@ export function routeRuntime(
   };
 }
 
-export interface FrontDoorDeps {
+/** What a config reload swaps in one assignment, so a request sees either the old or the new set. */
+export interface Routing {
   router: Router<RouteRuntime>;
-  forwarder: Forwarder;
   clientIp: ClientIpResolver;
+  publicUrl: string | undefined;
+}
+
+export interface FrontDoorDeps {
+  routing: () => Routing;
+  forwarder: Forwarder;
   metrics: ProxyMetrics;
   logger: Logger;
-  publicUrl: string | undefined;
 }
 
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -93,7 +98,7 @@ function readSmallBody(req: IncomingMessage): Promise<Buffer> {
 }
 
 export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { router, forwarder, clientIp, metrics, logger } = deps;
+  const { forwarder, metrics, logger } = deps;
   const renderProblem = createProblemRenderer();
 
   function record(req: IncomingMessage, res: ServerResponse, x: Exchange): void {
@@ -142,11 +147,13 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     req: IncomingMessage,
     res: ServerResponse,
     x: Exchange,
+    routing: Routing,
     route: RouteRuntime,
     rest: string,
     query: string,
     bearer: string,
   ) {
+    const { clientIp, publicUrl } = routing;
     const socket = req.socket as TLSSocket;
     const peer = socket.remoteAddress ?? "";
     prepareRequestHeaders(req.headers, {
@@ -154,7 +161,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       trustedPeer: clientIp.isTrusted(peer),
       proto: socket.encrypted ? "https" : "http",
     });
-    const target = { req, res, x, route, path: rest + query };
+    const target = { req, res, x, route, path: rest + query, publicUrl };
     const mode = replayMode(req);
     if (mode === "small") {
       readSmallBody(req).then(
@@ -171,7 +178,14 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
    * when the request streams and so cannot be retried.
    */
   function send(
-    t: { req: IncomingMessage; res: ServerResponse; x: Exchange; route: RouteRuntime; path: string },
+    t: {
+      req: IncomingMessage;
+      res: ServerResponse;
+      x: Exchange;
+      route: RouteRuntime;
+      path: string;
+      publicUrl: string | undefined;
+    },
     bearer: string,
     replay: Buffer | undefined,
     retried: boolean,
@@ -180,7 +194,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     const passThrough = (upstream: IncomingMessage) => {
       const headers = responseHeaders(upstream);
       headers["x-request-id"] = x.requestId;
-      rewriteLocationHeaders(headers, route.target, proxyBaseFor(req, route, deps.publicUrl));
+      rewriteLocationHeaders(headers, route.target, proxyBaseFor(req, route, t.publicUrl));
       res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, headers);
       upstream.pipe(res);
     };
@@ -238,6 +252,8 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     res.setHeader("x-request-id", x.requestId);
     res.once("close", () => record(req, res, x));
     try {
+      const routing = deps.routing();
+      const { router, clientIp } = routing;
       const { route, rest, query } = router.match(req.url ?? "");
       x.route = route;
       route.inFlight++;
@@ -276,11 +292,11 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       }
       const ready = route.tokens.peek();
       if (ready !== undefined) {
-        forward(req, res, x, route, rest, query, ready);
+        forward(req, res, x, routing, route, rest, query, ready);
         return;
       }
       route.tokens.get().then(
-        (token) => forward(req, res, x, route, rest, query, token),
+        (token) => forward(req, res, x, routing, route, rest, query, token),
         (err) => fail(req, res, x, err),
       );
     } catch (err) {

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { type AccessCheck, compileAccessCheck } from "../access/check.ts";
+import { compileAccessCheck } from "../access/check.ts";
 import { ClientIpResolver } from "../access/client-ip.ts";
 import { assertCredentialSupported, createTokenSource, type TokenSource } from "../auth/credentials.ts";
 import { type AcquisitionEvent, TokenManager, TokenProvider } from "../auth/tokens.ts";
@@ -14,7 +14,7 @@ import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type ProxyMetrics } from "../observability/metrics.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { Router } from "../proxy/router.ts";
-import { createFrontDoor, type RouteRuntime, routeRuntime } from "./front-door.ts";
+import { createFrontDoor, type RouteRuntime, type Routing, routeRuntime } from "./front-door.ts";
 
 export interface StartOptions {
   logger: Logger;
@@ -32,6 +32,8 @@ export interface RunningProxy {
   adminUrl: string;
   metrics: ProxyMetrics;
   tokens: TokenManager;
+  /** Swaps in a new validated config (routes, access, identities); throws and keeps the old one if unservable. */
+  reload(next: ProxyConfig): void;
   /** Stops accepting, waits for in-flight requests up to drainMs, then closes everything. */
   close(drainMs?: number): Promise<void>;
 }
@@ -60,6 +62,8 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   const { logger } = options;
   const now = options.now ?? Date.now;
   let accepting = true;
+  /** The config in force; replaced by reload(). */
+  let active = config;
 
   const tokens: TokenManager = new TokenManager(
     (identityName, scope) =>
@@ -69,7 +73,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
         now,
         source:
           options.tokenSource?.(identityName, scope) ??
-          createTokenSource(config.identities[identityName]!, config.cloud, scope, {
+          createTokenSource(active.identities[identityName]!, active.cloud, scope, {
             env: options.env ?? process.env,
           }),
         onAcquisition: (e) => onAcquisition(e),
@@ -108,19 +112,23 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     else logger.warn({ ...line, reason: e.failure?.message, hint: e.failure?.hint });
   }
 
-  const routes: RouteRuntime[] = config.routes.map((route) => {
-    const check: AccessCheck = compileAccessCheck(route.access, now);
-    return routeRuntime(route, check, tokens.provider(route.identity, route.scope));
-  });
+  const buildRouting = (cfg: ProxyConfig): Routing => {
+    const routes: RouteRuntime[] = cfg.routes.map((route) =>
+      routeRuntime(
+        route,
+        compileAccessCheck(route.access, now),
+        tokens.provider(route.identity, route.scope),
+      ),
+    );
+    return {
+      router: new Router(routes),
+      clientIp: new ClientIpResolver(cfg.listen.trustProxy),
+      publicUrl: cfg.listen.publicUrl,
+    };
+  };
+  let routing = buildRouting(config);
   const forwarder = new Forwarder();
-  const frontDoor = createFrontDoor({
-    router: new Router(routes),
-    forwarder,
-    clientIp: new ClientIpResolver(config.listen.trustProxy),
-    metrics,
-    logger,
-    publicUrl: config.listen.publicUrl,
-  });
+  const frontDoor = createFrontDoor({ routing: () => routing, forwarder, metrics, logger });
 
   const serverOptions: http.ServerOptions = {
     headersTimeout: 20_000,
@@ -139,7 +147,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   const readiness = (): ReadinessItem[] =>
     tokens.all().map((p) => {
       const s = p.state();
-      const ready = s.valid || s.lastResult === "success" || (!config.warmup && s.lastResult === undefined);
+      const ready = s.valid || s.lastResult === "success" || (!active.warmup && s.lastResult === undefined);
       const reason = ready
         ? "token valid"
         : s.lastError
@@ -149,7 +157,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     });
   const status = (): StatusSnapshot => ({
     ready: accepting && readiness().every((r) => r.ready),
-    routes: config.routes.map((r) => ({
+    routes: active.routes.map((r) => ({
       prefix: r.prefix,
       upstream: r.upstream,
       identity: r.identity,
@@ -174,33 +182,48 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   await listen(adminServer, options.ports?.admin ?? config.listen.adminPort, host);
   const proxyUrl = urlOf(proxyServer, tls ? "https" : "http");
   const adminUrl = urlOf(adminServer, "http");
-  logger.info({
-    msg: "config loaded",
-    file: config.file,
-    routes: config.routes.map((r) => ({ prefix: r.prefix, upstream: r.upstream, identity: r.identity })),
-    identities: Object.values(config.identities).map((i) => ({ name: i.name, kind: i.credential.kind })),
-  });
+  auditConfig(logger, "config loaded", config);
   logger.info({ msg: "listening", proxy: proxyUrl, admin: adminUrl });
 
-  if (config.warmup) {
+  const warmUp = () => {
     tokens.warmAll().then((results) => {
       logger.info({ msg: "warm-up finished", ready: results.filter(Boolean).length, total: results.length });
     });
-  }
+  };
+  if (config.warmup) warmUp();
 
   return {
     proxyUrl,
     adminUrl,
     metrics,
     tokens,
-    async close(drainMs = config.listen.drainTimeoutMs) {
+    reload(next: ProxyConfig): void {
+      assertServable(next);
+      const sameCredentials = (name: string) =>
+        JSON.stringify(active.identities[name]) === JSON.stringify(next.identities[name]) &&
+        JSON.stringify(active.cloud) === JSON.stringify(next.cloud);
+      const used = new Set(next.routes.map((r) => `${r.identity}\u0000${r.scope}`));
+      // Token caches of unchanged identities survive; the rest are dropped and acquired afresh.
+      tokens.retain((p) => sameCredentials(p.identity) && used.has(`${p.identity}\u0000${p.scope}`));
+      active = next;
+      routing = buildRouting(next);
+      if (JSON.stringify(next.listen) !== JSON.stringify(config.listen)) {
+        logger.warn({ msg: "listen settings changed: ports, host and TLS take effect after a restart" });
+      }
+      auditConfig(logger, "config reloaded", next);
+      if (next.warmup) warmUp();
+    },
+    async close(drainMs = active.listen.drainTimeoutMs) {
       accepting = false;
       const proxyClosed = new Promise<void>((resolve) => proxyServer.close(() => resolve()));
+      // Keep-alive connections become idle as their last response ends: close them as they do.
+      const idleSweep = setInterval(() => proxyServer.closeIdleConnections(), 50);
       proxyServer.closeIdleConnections();
       const drained = await Promise.race([
         proxyClosed.then(() => true),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), drainMs).unref()),
       ]);
+      clearInterval(idleSweep);
       if (!drained) proxyServer.closeAllConnections();
       adminServer.closeAllConnections();
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
@@ -208,6 +231,21 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       forwarder.close();
     },
   };
+}
+
+/** The audit line: what is configured, never a secret. */
+function auditConfig(logger: Logger, msg: string, config: ProxyConfig): void {
+  logger.info({
+    msg,
+    file: config.file,
+    routes: config.routes.map((r) => ({
+      prefix: r.prefix,
+      upstream: r.upstream,
+      identity: r.identity,
+      access: accessSummary(r),
+    })),
+    identities: Object.values(config.identities).map((i) => ({ name: i.name, kind: i.credential.kind })),
+  });
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {
