@@ -17,6 +17,7 @@ export interface ProxyMetrics {
   requestDuration: Histogram<"route">;
   upstreamErrors: Counter<"route" | "code">;
   accessDenied: Counter<"route" | "reason">;
+  configReloads: Counter<"result">;
 }
 
 /** One registry per running proxy (tests run several in one process). */
@@ -71,6 +72,12 @@ export function createMetrics(
       name: "entra_proxy_access_denied_total",
       help: "Requests refused by a route's access rules, by reason.",
       labelNames: ["route", "reason"],
+      registers,
+    }),
+    configReloads: new Counter({
+      name: "entra_proxy_config_reloads_total",
+      help: "Config reloads (SIGHUP or a changed file), by result; a rejected config keeps the old one serving.",
+      labelNames: ["result"],
       registers,
     }),
   };
