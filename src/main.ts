@@ -6,6 +6,10 @@ type Command = { summary: string; load: () => Promise<{ run(argv: string[], io: 
 const COMMANDS: Record<string, Command> = {
   serve: { summary: "run the proxy", load: () => import("./commands/serve.ts") },
   check: { summary: "validate routes.yaml and print every error", load: () => import("./commands/check.ts") },
+  token: {
+    summary: "acquire a route's token and print its claims",
+    load: () => import("./commands/token.ts"),
+  },
   "hash-key": {
     summary: "generate an API key and its sha256 form",
     load: () => import("./commands/hash-key.ts"),

@@ -1,0 +1,68 @@
+// entra-auth-proxy token --route <prefix> [--raw] [--config …]
+import { audienceVerdict, formatSummary, summariseToken } from "../auth/claims.ts";
+import { createTokenSource, TokenAcquisitionError } from "../auth/credentials.ts";
+import { loadConfig } from "../config/load.ts";
+import { formatConfigIssue } from "../errors.ts";
+import {
+  type CliIO,
+  configPath,
+  EXIT_OK,
+  EXIT_RUNTIME,
+  EXIT_USAGE,
+  parseCommandArgs,
+  UsageError,
+} from "./cli.ts";
+
+const HELP = `Usage: entra-auth-proxy token --route <prefix> [--raw] [--config routes.yaml]
+
+Acquires the token that route would use and prints its claims (aud, tid, appid/upn, roles/scp,
+expiry). --raw prints the token itself on stdout (with a warning on stderr): treat it as a secret.
+`;
+
+export async function run(argv: string[], io: CliIO): Promise<number> {
+  const { values } = parseCommandArgs(argv, {
+    config: { type: "string", short: "c" },
+    route: { type: "string" },
+    raw: { type: "boolean" },
+  });
+  if (values.help) {
+    io.stdout.write(HELP);
+    return EXIT_OK;
+  }
+  if (!values.route) throw new UsageError("--route <prefix> is required");
+  const file = configPath(values.config, io.env);
+  const { config, issues } = await loadConfig(file, io.env);
+  const errors = issues.filter((i) => i.severity === "error");
+  for (const issue of errors) io.stderr.write(`${formatConfigIssue(issue)}\n`);
+  if (!config) return EXIT_USAGE;
+  const wanted = values.route.length > 1 ? values.route.replace(/\/$/, "") : values.route;
+  const route = config.routes.find((r) => r.prefix === wanted);
+  if (!route) {
+    io.stderr.write(
+      `no route with prefix ${wanted}; routes: ${config.routes.map((r) => r.prefix).join(", ")}\n`,
+    );
+    return EXIT_USAGE;
+  }
+  const identity = config.identities[route.identity]!;
+  try {
+    const token = await createTokenSource(identity, config.cloud, route.scope, { env: io.env }).acquire();
+    if (values.raw) {
+      io.stderr.write("warning: the token below grants access to the API; do not paste it anywhere shared\n");
+      io.stdout.write(`${token.accessToken}\n`);
+      return EXIT_OK;
+    }
+    const summary = summariseToken(token.accessToken);
+    io.stdout.write(
+      `${route.prefix} (identity ${identity.name}, scope ${route.scope})\n  ${formatSummary(summary)}\n`,
+    );
+    const verdict = audienceVerdict(summary, route.scope, route.prefix);
+    io.stdout.write(`  ${verdict.ok ? "ok" : "MISMATCH"}: ${verdict.text}\n`);
+    return verdict.ok ? EXIT_OK : EXIT_RUNTIME;
+  } catch (err) {
+    if (err instanceof TokenAcquisitionError) {
+      io.stderr.write(`token acquisition failed: ${err.failure.message}\n  hint: ${err.failure.hint}\n`);
+      return EXIT_RUNTIME;
+    }
+    throw err;
+  }
+}
