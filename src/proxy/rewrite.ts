@@ -32,3 +32,17 @@ export function rewriteLocationHeaders(
     if (typeof value === "string") headers[name] = rewriteUpstreamUrl(value, upstreamBase, proxyBase);
   }
 }
+
+/**
+ * The query sent upstream for a route with pinned parameters (a flow trigger's api-version, sp, sv …):
+ * the caller's parameters that are not pinned, then the pinned ones — so the pinned values win.
+ */
+export function withPinnedQuery(query: string, pinned: ReadonlyArray<readonly [string, string]>): string {
+  if (pinned.length === 0) return query;
+  const pinnedNames = new Set(pinned.map(([name]) => name.toLowerCase()));
+  const params = new URLSearchParams(query);
+  const out = new URLSearchParams();
+  for (const [name, value] of params) if (!pinnedNames.has(name.toLowerCase())) out.append(name, value);
+  for (const [name, value] of pinned) out.append(name, value);
+  return `?${out.toString()}`;
+}

@@ -16,7 +16,7 @@ import { safePath } from "../observability/logger.ts";
 import type { ProxyMetrics } from "../observability/metrics.ts";
 import type { Forwarder, ForwardOptions } from "../proxy/forward.ts";
 import { pickRequestId, prepareRequestHeaders, responseHeaders } from "../proxy/headers.ts";
-import { rewriteLocationHeaders } from "../proxy/rewrite.ts";
+import { rewriteLocationHeaders, withPinnedQuery } from "../proxy/rewrite.ts";
 import { compilePathAllowlist, type Router } from "../proxy/router.ts";
 
 /** A route with everything the hot path needs precomputed. */
@@ -161,7 +161,9 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       trustedPeer: clientIp.isTrusted(peer),
       proto: socket.encrypted ? "https" : "http",
     });
-    const target = { req, res, x, route, path: rest + query, publicUrl };
+    const pinned = route.config.pinnedQuery;
+    const path = rest + (pinned ? withPinnedQuery(query, pinned) : query);
+    const target = { req, res, x, route, path, publicUrl };
     const mode = replayMode(req);
     if (mode === "small") {
       readSmallBody(req).then(

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ProxyError } from "../../../src/errors.ts";
-import { rewriteUpstreamUrl } from "../../../src/proxy/rewrite.ts";
+import { rewriteUpstreamUrl, withPinnedQuery } from "../../../src/proxy/rewrite.ts";
 import { compilePathAllowlist, Router } from "../../../src/proxy/router.ts";
 
 const router = new Router([{ prefix: "/pp" }, { prefix: "/pp/admin" }, { prefix: "/apps" }]);
@@ -81,4 +81,22 @@ test("upstream URLs in Location are rewritten only when they are under the route
     rewriteUpstreamUrl("http://127.0.0.1:9/other", withPath, "http://p/r"),
     "http://127.0.0.1:9/other",
   );
+});
+
+test("pinned query parameters win over the caller's; other caller parameters pass", () => {
+  const pinned = [
+    ["api-version", "1"],
+    ["sp", "/triggers/manual/run"],
+  ] as const;
+  const out = new URLSearchParams(withPinnedQuery("?api-version=2099&orderId=42&SP=x", pinned));
+  assert.deepEqual(
+    [...out],
+    [
+      ["orderId", "42"],
+      ["api-version", "1"],
+      ["sp", "/triggers/manual/run"],
+    ],
+  );
+  assert.equal(withPinnedQuery("", pinned), "?api-version=1&sp=%2Ftriggers%2Fmanual%2Frun");
+  assert.equal(withPinnedQuery("?a=1", []), "?a=1");
 });
