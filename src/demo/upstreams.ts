@@ -71,6 +71,9 @@ export class MockUpstream {
   readonly #jwks: ReturnType<typeof createLocalJWKSet>;
   readonly #now: () => number;
   readonly #closing = new AbortController();
+  /** Tokens this mock has accepted, and those revoked by revokeSeenTokens(). */
+  readonly #seenTokens = new Set<string>();
+  readonly #revokedTokens = new Set<string>();
 
   private constructor(server: HttpServer, url: string, opts: MockUpstreamOptions) {
     this.#server = server;
@@ -205,9 +208,20 @@ export class MockUpstream {
     sendJson(res, 200, echo());
   }
 
+  /**
+   * Every token accepted so far is refused from now on (as after a credential reset or a role
+   * change), so the next request with it gets 401 until the caller brings a new token.
+   */
+  revokeSeenTokens(): void {
+    for (const token of this.#seenTokens) this.#revokedTokens.add(token);
+    this.#seenTokens.clear();
+  }
+
   async #verify(authorization: string | undefined): Promise<Verification> {
     const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
     if (!match) return { ok: false, reason: "The access token is missing." };
+    if (this.#revokedTokens.has(match[1]!))
+      return { ok: false, reason: "The access token has been revoked." };
     try {
       const { payload } = await jwtVerify(match[1]!, this.#jwks, {
         algorithms: ["RS256"],
@@ -217,6 +231,7 @@ export class MockUpstream {
       // jose accepts an aud array containing ours; Microsoft APIs compare the single aud string.
       if (payload.aud !== this.audience)
         return { ok: false, reason: invalidAudience(payload.aud, this.audience) };
+      this.#seenTokens.add(match[1]!);
       return { ok: true, claims: payload };
     } catch (e) {
       return { ok: false, reason: describeTokenError(e, this.audience) };
