@@ -167,11 +167,12 @@ export function demoConfig(
 export async function startDemoProxy(
   world: DemoWorld,
   logger: Logger,
-  options: { yaml?: string; env?: NodeJS.ProcessEnv; ports?: StartOptions["ports"]; now?: () => number } = {},
+  options: Pick<StartOptions, "ports" | "now" | "backoff"> & { yaml?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunningProxy> {
   const config = demoConfig(world, options.yaml, options.env);
   const start: StartOptions = { logger, env: { ...world.env, ...options.env } };
   if (options.ports) start.ports = options.ports;
   if (options.now) start.now = options.now;
+  if (options.backoff) start.backoff = options.backoff;
   return startProxy(config, start);
 }

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { compileAccessCheck } from "../access/check.ts";
 import { ClientIpResolver } from "../access/client-ip.ts";
 import { assertCredentialSupported, createTokenSource, type TokenSource } from "../auth/credentials.ts";
-import { type AcquisitionEvent, TokenManager, TokenProvider } from "../auth/tokens.ts";
+import { type AcquisitionEvent, type BackoffPolicy, TokenManager, TokenProvider } from "../auth/tokens.ts";
 import type { ProxyConfig, RouteConfig } from "../config/types.ts";
 import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -25,6 +25,8 @@ export interface StartOptions {
   /** Overrides listen.port / adminPort (tests use 0). */
   ports?: { proxy?: number; admin?: number };
   defaultMetrics?: boolean;
+  /** Token back-off policy (tests shorten it). */
+  backoff?: BackoffPolicy;
 }
 
 export interface RunningProxy {
@@ -77,6 +79,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
             env: options.env ?? process.env,
           }),
         onAcquisition: (e) => onAcquisition(e),
+        ...(options.backoff ? { backoff: options.backoff } : {}),
       }),
   );
   const metrics = createMetrics(

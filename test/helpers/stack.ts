@@ -1,6 +1,7 @@
 // Starts the emulator, the mock Microsoft APIs and a proxy on 127.0.0.1 port 0 for one test,
 // captures the proxy's log lines, and closes everything in t.after.
 import type { TestContext } from "node:test";
+import type { BackoffPolicy } from "../../src/auth/tokens.ts";
 import { type DemoWorld, startDemoProxy, startDemoWorld } from "../../src/demo/stack.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import type { RunningProxy } from "../../src/server/start.ts";
@@ -23,18 +24,25 @@ export async function startStack(
     env?: Record<string, string>;
     tokenLifetimeSec?: number;
     now?: () => number;
+    backoff?: BackoffPolicy;
+    /** Runs after the emulator and mocks start and before the proxy does (register apps, write files). */
+    prepare?: (
+      world: DemoWorld,
+    ) => Promise<Record<string, string> | undefined> | Record<string, string> | undefined;
   } = {},
 ): Promise<Stack> {
   const worldOptions: Parameters<typeof startDemoWorld>[0] = { pki: await trustedPki() };
   if (options.tokenLifetimeSec !== undefined) worldOptions.tokenLifetimeSec = options.tokenLifetimeSec;
   const world = await startDemoWorld(worldOptions);
   t.after(() => world.close());
+  const extraEnv = (await options.prepare?.(world)) ?? {};
   const logs: string[] = [];
   const logger = createLogger({ level: "debug", destination: { write: (line: string) => logs.push(line) } });
   const proxyOptions: Parameters<typeof startDemoProxy>[2] = { ports: { proxy: 0, admin: 0 } };
   if (options.yaml !== undefined) proxyOptions.yaml = options.yaml;
-  if (options.env !== undefined) proxyOptions.env = options.env;
+  proxyOptions.env = { ...extraEnv, ...options.env };
   if (options.now !== undefined) proxyOptions.now = options.now;
+  if (options.backoff !== undefined) proxyOptions.backoff = options.backoff;
   const proxy = await startDemoProxy(world, logger, proxyOptions);
   t.after(() => proxy.close(100));
   return {

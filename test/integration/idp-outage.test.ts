@@ -1,0 +1,84 @@
+// The identity provider fails every token request for three token lifetimes: callers keep getting
+// 200 while the cached token is valid, then 503 with Retry-After (never an expired token); token
+// requests follow the back-off schedule; service resumes by itself when Entra recovers.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { DEMO_ROUTES_YAML } from "../../src/demo/stack.ts";
+import { startStack } from "../helpers/stack.ts";
+
+test("IdP outage of 3× the token lifetime: serve while valid, 503 after, back off, recover", async (t) => {
+  const lifetimeSec = 2;
+  const backoff = { initialMs: 200, maxMs: 1_000 };
+  const stack = await startStack(t, {
+    yaml: DEMO_ROUTES_YAML.replace("warmup: true", "warmup: false"),
+    tokenLifetimeSec: lifetimeSec,
+    backoff,
+  });
+  const emulator = stack.world.emulator;
+  const ok = await stack.call("/powerplatform/x");
+  assert.equal(ok.status, 200);
+  await ok.arrayBuffer();
+  const outageStart = Date.now();
+  const tokenExpiry = outageStart + lifetimeSec * 1000; // upper bound: acquired just before
+  emulator.inject({
+    status: 503,
+    body: { error: "temporarily_unavailable" },
+    headers: { "Retry-After": "0" },
+  });
+  const outageMs = 3 * lifetimeSec * 1000;
+  const seen: Array<{ at: number; status: number; retryAfter: string | null }> = [];
+  while (Date.now() - outageStart < outageMs) {
+    const res = await stack.call("/powerplatform/x");
+    seen.push({ at: Date.now(), status: res.status, retryAfter: res.headers.get("retry-after") });
+    await res.arrayBuffer();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const faulted = emulator.tokenRequests.filter((r) => r.outcome === "fault" && r.at >= outageStart).length;
+  emulator.clearFaults();
+
+  // While the token was valid: 200 (the mock upstream would have answered 401 to an expired token).
+  const beforeExpiry = seen.filter((s) => s.at < tokenExpiry - 1_100);
+  assert.ok(
+    beforeExpiry.length > 5 && beforeExpiry.every((s) => s.status === 200),
+    "200 while the token is valid",
+  );
+  // After expiry: only 503 token_unavailable with Retry-After — never a 401 caused by an expired token.
+  const afterExpiry = seen.filter((s) => s.at > tokenExpiry + 100);
+  assert.ok(afterExpiry.length > 10);
+  assert.ok(
+    afterExpiry.every((s) => s.status === 503 && Number(s.retryAfter) >= 1),
+    `statuses after expiry: ${[...new Set(afterExpiry.map((s) => s.status))]}`,
+  );
+  assert.ok(!seen.some((s) => s.status === 401), "no expired token ever reached the upstream");
+  // Back-off: attempt n waits at least initial·2^(n-1)/2, capped at maxMs/2 … so in 6 s at most
+  // 0.1+0.2+0.4+0.5·k s → about 13 attempts; a proxy without back-off would have made ~100.
+  const bound = maxAttempts(outageMs, backoff);
+  t.diagnostic(
+    `token requests during the ${outageMs} ms outage: ${faulted} (back-off allows at most ${bound}); caller requests: ${seen.length}`,
+  );
+  assert.ok(faulted >= 3, `kept retrying (${faulted})`);
+  assert.ok(faulted <= bound, `${faulted} token requests > ${bound}`);
+
+  // Recovery without restart.
+  let recovered = false;
+  const recoveryStart = Date.now();
+  while (!recovered && Date.now() - recoveryStart < 3_000) {
+    const res = await stack.call("/powerplatform/x");
+    recovered = res.status === 200;
+    await res.arrayBuffer();
+    if (!recovered) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(recovered, "service resumed after the IdP recovered");
+  t.diagnostic(`recovered ${Date.now() - recoveryStart} ms after the IdP did`);
+});
+
+/** Most attempts the equal-jitter schedule allows in `windowMs` (each wait ≥ half its step). */
+function maxAttempts(windowMs: number, policy: { initialMs: number; maxMs: number }): number {
+  let elapsed = 0;
+  let attempts = 1;
+  for (let n = 1; ; n++) {
+    elapsed += Math.min(policy.maxMs, policy.initialMs * 2 ** (n - 1)) / 2;
+    if (elapsed > windowMs) return attempts;
+    attempts++;
+  }
+}

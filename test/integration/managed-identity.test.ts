@@ -1,0 +1,39 @@
+// Managed identity through msal-node's ManagedIdentityApplication, against the emulator's
+// App-Service-style endpoint (IDENTITY_ENDPOINT / IDENTITY_HEADER). Its own file: msal-node picks
+// the managed identity source once per process.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { test } from "node:test";
+import { DEMO_TENANT } from "../../src/demo/stack.ts";
+import { startStack } from "../helpers/stack.ts";
+import { singleIdentityYaml } from "../helpers/yaml.ts";
+
+test("managedIdentity (user-assigned): token accepted by the upstream", async (t) => {
+  const clientId = randomUUID();
+  const objectId = randomUUID();
+  const saved = { endpoint: process.env.IDENTITY_ENDPOINT, header: process.env.IDENTITY_HEADER };
+  t.after(() => {
+    for (const [name, value] of [
+      ["IDENTITY_ENDPOINT", saved.endpoint],
+      ["IDENTITY_HEADER", saved.header],
+    ] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+  const stack = await startStack(t, {
+    yaml: singleIdentityYaml(`managedIdentity: { clientId: \${MI_CLIENT_ID} }`),
+    prepare(world) {
+      world.emulator.addManagedIdentity({ tenantId: DEMO_TENANT, clientId, objectId });
+      process.env.IDENTITY_ENDPOINT = world.emulator.msiEndpoint;
+      process.env.IDENTITY_HEADER = world.emulator.identityHeader;
+      return { MI_CLIENT_ID: clientId };
+    },
+  });
+  const res = await stack.call("/powerplatform/x");
+  assert.equal(res.status, 200, await res.clone().text());
+  const { token } = (await res.json()) as { token: { appid: string; oid: string; aud: string } };
+  assert.equal(token.appid, clientId);
+  assert.equal(token.oid, objectId);
+  assert.equal(token.aud, "https://api.powerplatform.com");
+});
