@@ -68,7 +68,7 @@ export function describeAcquisitionFailure(err: unknown): AcquisitionFailure {
       ...base,
       error: `AADSTS${code}`,
       aadsts: code,
-      hint: AADSTS_HINTS[code] ?? "See https://login.microsoftonline.com/error?code=" + code,
+      hint: AADSTS_HINTS[code] ?? `See https://login.microsoftonline.com/error?code=${code}`,
       message: firstLine.slice(0, 300),
     };
   }

@@ -1,0 +1,71 @@
+// entra-auth-proxy check [--config routes.yaml] [--online]
+import { UnsupportedAccessError } from "../access/check.ts";
+import { UnsupportedCredentialError } from "../auth/credentials.ts";
+import { loadConfig } from "../config/load.ts";
+import type { ProxyConfig, RouteConfig } from "../config/types.ts";
+import { formatConfigIssue } from "../errors.ts";
+import { assertServable } from "../server/start.ts";
+import { type CliIO, configPath, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, parseCommandArgs } from "./cli.ts";
+
+const HELP = `Usage: entra-auth-proxy check [--config routes.yaml] [--online]
+
+Validates routes.yaml and prints every problem at once, as file:line:column path: message.
+The config path comes from --config, else $ROUTES_FILE, else ./routes.yaml.
+
+Options:
+  -c, --config <path>  the routes.yaml to check
+      --online         also acquire one token per identity and print its claims (not available yet)
+  -h, --help           show this help
+
+Exit codes: 0 valid (one summary line per route on stdout, warnings on stderr),
+1 errors found (all printed on stderr), 2 runtime failure.
+`;
+
+export async function run(argv: string[], io: CliIO): Promise<number> {
+  const { values } = parseCommandArgs(argv, {
+    config: { type: "string", short: "c" },
+    online: { type: "boolean" },
+  });
+  if (values.help) {
+    io.stdout.write(HELP);
+    return EXIT_OK;
+  }
+  const file = configPath(values.config, io.env);
+  const { config, issues } = await loadConfig(file, io.env);
+  for (const issue of issues) io.stderr.write(`${formatConfigIssue(issue)}\n`);
+  if (!config) return EXIT_USAGE;
+
+  try {
+    assertServable(config);
+  } catch (err) {
+    if (err instanceof UnsupportedCredentialError || err instanceof UnsupportedAccessError) {
+      io.stderr.write(`${file}: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+
+  for (const route of config.routes) io.stdout.write(`${describeRoute(route, config)}\n`);
+  if (values.online) {
+    io.stderr.write("--online is not available yet\n");
+    return EXIT_RUNTIME;
+  }
+  return EXIT_OK;
+}
+
+/** `/powerplatform → https://api.powerplatform.com scope … identity platform-app (clientSecret) access apiKeys[2]` */
+export function describeRoute(route: RouteConfig, config: Pick<ProxyConfig, "identities">): string {
+  const query = route.pinnedQuery?.length ? `?${new URLSearchParams(route.pinnedQuery).toString()}` : "";
+  const kind = config.identities[route.identity]?.credential.kind ?? "unknown";
+  return `${route.prefix} → ${route.upstream}${query} scope ${route.scope} identity ${route.identity} (${kind}) access ${describeAccess(route)}`;
+}
+
+function describeAccess(route: RouteConfig): string {
+  const a = route.access;
+  if (a.anonymous) return "anonymous";
+  const parts: string[] = [];
+  if (a.apiKeys) parts.push(`apiKeys[${a.apiKeys.length}]`);
+  if (a.cidrs) parts.push(`cidrs[${a.cidrs.length}]`);
+  if (a.jwt) parts.push("jwt");
+  return parts.join(" + ");
+}

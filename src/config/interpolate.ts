@@ -1,0 +1,70 @@
+// ${VAR} and ${VAR:-default} in routes.yaml string values, from the environment. "$${" writes a
+// literal "${". Substitution happens after YAML parsing, so a value can hold any characters.
+
+export type Interpolation = { ok: true; value: string } | { ok: false; message: string };
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function interpolateEnv(text: string, env: NodeJS.ProcessEnv): Interpolation {
+  if (!text.includes("${")) return { ok: true, value: text };
+  let out = "";
+  let i = 0;
+  const missing: string[] = [];
+  while (i < text.length) {
+    const start = text.indexOf("$", i);
+    if (start === -1) {
+      out += text.slice(i);
+      break;
+    }
+    out += text.slice(i, start);
+    if (text.startsWith("$${", start)) {
+      out += "${";
+      i = start + 3;
+      continue;
+    }
+    if (!text.startsWith("${", start)) {
+      out += "$";
+      i = start + 1;
+      continue;
+    }
+    const end = text.indexOf("}", start + 2);
+    if (end === -1) {
+      return { ok: false, message: 'unterminated "${" (write "$${" for a literal "${")' };
+    }
+    const expression = text.slice(start + 2, end);
+    const separator = expression.indexOf(":-");
+    const name = separator === -1 ? expression : expression.slice(0, separator);
+    const fallback = separator === -1 ? undefined : expression.slice(separator + 2);
+    if (!NAME.test(name)) {
+      return {
+        ok: false,
+        message: `"\${${expression}}" is not a valid reference; use \${NAME} or \${NAME:-default} (NAME: letters, digits, _)`,
+      };
+    }
+    if (fallback?.includes("${")) {
+      return { ok: false, message: `nested references in a default are not supported: "\${${name}:-…}"` };
+    }
+    const value = env[name];
+    if (fallback !== undefined) {
+      // Shell semantics of ":-": the default also replaces an empty value.
+      out += value === undefined || value === "" ? fallback : value;
+    } else if (value === undefined) {
+      missing.push(name);
+    } else {
+      out += value;
+    }
+    i = end + 1;
+  }
+  if (missing.length > 0) {
+    const names = [...new Set(missing)];
+    const first = names[0]!;
+    return {
+      ok: false,
+      message:
+        names.length === 1
+          ? `environment variable ${first} is not set (write \${${first}:-default} to give a default)`
+          : `environment variables ${names.join(", ")} are not set`,
+    };
+  }
+  return { ok: true, value: out };
+}

@@ -1,0 +1,446 @@
+// Everything about routes.yaml that one key cannot tell on its own: identity references, prefix
+// normalisation and uniqueness, service presets in the chosen cloud, which identities a service
+// accepts, workload-identity settings from the environment — plus the warnings `check` prints.
+// Each route and identity is checked on its own, so one broken entry does not hide the others' problems.
+import { dirname, resolve as resolvePath } from "node:path";
+import type * as z from "zod";
+import type { ConfigIssue } from "../errors.ts";
+import { defaultMethods, FLOW_SCOPE, presetsApplyIn, resolveCloud, resolveRouteTarget } from "./presets.ts";
+import {
+  CREDENTIAL_KEYS,
+  cloudSchema,
+  type IdentityInput,
+  identitySchema,
+  isLoopbackHost,
+  listenSchema,
+  type RouteInput,
+  routeSchema,
+} from "./schema.ts";
+import { formatPath, type PathSegment, type SourceLocator } from "./source.ts";
+import type {
+  AccessConfig,
+  CloudConfig,
+  CredentialConfig,
+  IdentityConfig,
+  ListenConfig,
+  ProxyConfig,
+  RouteConfig,
+} from "./types.ts";
+
+export interface ResolveContext {
+  /** Absolute path of routes.yaml; relative file paths in it are taken from its directory. */
+  file: string;
+  env: NodeJS.ProcessEnv;
+  locator: SourceLocator;
+  /** Epoch ms, for "this API key has expired" warnings. */
+  now: number;
+}
+
+type Reporter = (
+  severity: ConfigIssue["severity"],
+  path: readonly PathSegment[],
+  message: string,
+  options?: { key?: boolean },
+) => void;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Cross-checks the raw (already ${VAR}-substituted) document and, when `schemaValid` and nothing
+ * here is an error, builds the ProxyConfig. Shape errors are zod's (reported by the caller); this
+ * never repeats them.
+ */
+export function resolveConfig(
+  raw: unknown,
+  schemaValid: boolean,
+  ctx: ResolveContext,
+): { config?: ProxyConfig; issues: ConfigIssue[] } {
+  const issues: ConfigIssue[] = [];
+  const report: Reporter = (severity, path, message, options = {}) => {
+    issues.push({ location: ctx.locator.locate(path, options), path: formatPath(path), message, severity });
+  };
+  const doc = isRecord(raw) ? raw : {};
+  const dir = dirname(ctx.file);
+  const file = (p: string) => resolvePath(dir, p);
+
+  const listen = resolveListen(doc.listen, report, file);
+  const cloudResult = cloudSchema.safeParse(doc.cloud ?? "public");
+  const cloud: CloudConfig | undefined = cloudResult.success ? resolveCloud(cloudResult.data) : undefined;
+  const warmupValue = doc.warmup;
+  const warmup = warmupValue === undefined ? true : warmupValue === true || warmupValue === "true";
+
+  // Identities: names, then each one's credential.
+  const rawIdentities = isRecord(doc.identities) ? doc.identities : {};
+  const identityNames = Object.keys(rawIdentities);
+  const identities: Record<string, IdentityConfig> = {};
+  for (const name of identityNames) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+      report(
+        "error",
+        ["identities", name],
+        "an identity name may contain only letters, digits and . _ - (it is a metric label)",
+        { key: true },
+      );
+    }
+    const parsed = identitySchema.safeParse(rawIdentities[name]);
+    if (!parsed.success) continue;
+    const identity = buildIdentity(name, parsed.data, ctx.env, file, report);
+    if (identity) identities[name] = identity;
+  }
+
+  // Routes.
+  const rawRoutes = Array.isArray(doc.routes) ? doc.routes : [];
+  const routes: RouteConfig[] = [];
+  const prefixes = new Map<string, number>();
+  const usedIdentities = new Set<string>();
+  rawRoutes.forEach((rawRoute: unknown, index) => {
+    if (!isRecord(rawRoute)) return;
+    const at = (...rest: PathSegment[]): PathSegment[] => ["routes", index, ...rest];
+
+    let prefix: string | undefined;
+    if (typeof rawRoute.prefix === "string" && rawRoute.prefix !== "") {
+      const normalised = normalisePrefix(rawRoute.prefix);
+      if ("problem" in normalised) report("error", at("prefix"), normalised.problem);
+      else {
+        prefix = normalised.prefix;
+        const first = prefixes.get(prefix);
+        if (first !== undefined) {
+          report("error", at("prefix"), `duplicate prefix "${prefix}" (also routes[${first}].prefix)`);
+        } else prefixes.set(prefix, index);
+      }
+    }
+
+    const identityName = typeof rawRoute.identity === "string" ? rawRoute.identity : undefined;
+    if (identityName !== undefined && identityName !== "") {
+      usedIdentities.add(identityName);
+      if (!Object.hasOwn(rawIdentities, identityName)) {
+        const known = identityNames.length > 0 ? ` (identities: ${identityNames.join(", ")})` : "";
+        report("error", at("identity"), `unknown identity "${identityName}"${known}`);
+      }
+    }
+
+    // Presets and identity rules need only these keys: check them even when another key is broken.
+    const targeting = routeTargetingSchema.safeParse(rawRoute);
+    if (!targeting.success) return;
+    const identity = identityName === undefined ? undefined : identities[identityName];
+    // With a broken cloud: block (already reported), check against the public cloud's presets.
+    const target = checkRouteTarget(targeting.data, cloud ?? resolveCloud("public"), identity, at, report);
+    const parsed = routeSchema.safeParse(rawRoute);
+    if (!parsed.success || prefix === undefined || !target || !cloud) return;
+    routes.push(buildRoute(parsed.data, prefix, cloud, target, identity, at, report, ctx.now));
+  });
+
+  for (const name of identityNames) {
+    if (!usedIdentities.has(name)) {
+      report("warning", ["identities", name], `identity "${name}" is not used by any route`, { key: true });
+    }
+  }
+
+  const hasErrors = issues.some((i) => i.severity === "error");
+  if (!schemaValid || hasErrors || !listen || !cloud || routes.length !== rawRoutes.length) {
+    return { issues };
+  }
+  return {
+    config: {
+      file: ctx.file,
+      listen,
+      warmup,
+      cloud,
+      identities,
+      routes,
+      warnings: issues.filter((i) => i.severity === "warning"),
+    },
+    issues,
+  };
+}
+
+function resolveListen(
+  value: unknown,
+  report: Reporter,
+  file: (p: string) => string,
+): ListenConfig | undefined {
+  const parsed = listenSchema.safeParse(value ?? {});
+  if (!parsed.success) return undefined;
+  const l = parsed.data;
+  if (l.port !== 0 && l.port === l.adminPort) {
+    report(
+      "error",
+      ["listen", "adminPort"],
+      `must differ from listen.port (${l.port}): the admin port is never routed`,
+    );
+  }
+  const listen: ListenConfig = {
+    host: l.host,
+    port: l.port,
+    adminPort: l.adminPort,
+    trustProxy: l.trustProxy,
+    drainTimeoutMs: l.drainTimeoutMs,
+  };
+  if (l.publicUrl !== undefined) listen.publicUrl = l.publicUrl;
+  if (l.tls) listen.tls = { certFile: file(l.tls.certFile), keyFile: file(l.tls.keyFile) };
+  return listen;
+}
+
+function buildIdentity(
+  name: string,
+  input: IdentityInput,
+  env: NodeJS.ProcessEnv,
+  file: (p: string) => string,
+  report: Reporter,
+): IdentityConfig | undefined {
+  const at = (...rest: PathSegment[]): PathSegment[] => ["identities", name, ...rest];
+  const kind = CREDENTIAL_KEYS.find((k) => input[k] !== undefined);
+  let credential: CredentialConfig;
+  let tenantId = input.tenantId;
+  let clientId = input.clientId;
+  switch (kind) {
+    case "clientSecret":
+      credential = { kind, clientSecret: input.clientSecret! };
+      break;
+    case "clientSecretFile":
+      credential = { kind, clientSecretFile: file(input.clientSecretFile!) };
+      break;
+    case "certificate": {
+      const c = input.certificate!;
+      credential = { kind };
+      if (c.certFile !== undefined) credential.certFile = file(c.certFile);
+      if (c.keyFile !== undefined) credential.keyFile = file(c.keyFile);
+      if (c.pfxFile !== undefined) credential.pfxFile = file(c.pfxFile);
+      if (c.passphrase !== undefined) credential.passphrase = c.passphrase;
+      break;
+    }
+    case "workloadIdentity": {
+      // AKS workload identity: the webhook injects these three variables into the pod.
+      tenantId ??= nonEmptyEnv(env, "AZURE_TENANT_ID");
+      clientId ??= nonEmptyEnv(env, "AZURE_CLIENT_ID");
+      const tokenFile = input.workloadIdentity?.tokenFile ?? nonEmptyEnv(env, "AZURE_FEDERATED_TOKEN_FILE");
+      if (tenantId === undefined) {
+        report("error", at(), "tenantId is required: set it here or in AZURE_TENANT_ID");
+      }
+      if (clientId === undefined) {
+        report("error", at(), "clientId is required: set it here or in AZURE_CLIENT_ID");
+      }
+      if (tokenFile === undefined) {
+        report(
+          "error",
+          at("workloadIdentity"),
+          "tokenFile is required: set workloadIdentity.tokenFile or AZURE_FEDERATED_TOKEN_FILE",
+        );
+        return undefined;
+      }
+      credential = { kind, tokenFile: file(tokenFile) };
+      break;
+    }
+    case "managedIdentity": {
+      const miClientId = input.managedIdentity?.clientId;
+      credential = miClientId === undefined ? { kind } : { kind, clientId: miClientId };
+      break;
+    }
+    case "user": {
+      const u = input.user!;
+      credential = { kind, username: u.username };
+      if (u.password !== undefined) credential.password = u.password;
+      if (u.passwordFile !== undefined) credential.passwordFile = file(u.passwordFile);
+      break;
+    }
+    default:
+      return undefined;
+  }
+  const identity: IdentityConfig = { name, credential };
+  if (kind !== "managedIdentity") {
+    if (tenantId === undefined || clientId === undefined) return undefined;
+    identity.tenantId = tenantId;
+    identity.clientId = clientId;
+  }
+  return identity;
+}
+
+function nonEmptyEnv(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/** Characters a path segment may hold unencoded (RFC 3986 pchar), plus "/". */
+const PREFIX_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$/;
+
+/** "/pp/" → "/pp"; refuses what could never match a request path or could mean two things. */
+export function normalisePrefix(raw: string): { prefix: string } | { problem: string } {
+  if (!raw.startsWith("/")) return { problem: `must start with "/" (e.g. "/${raw.replace(/\/+$/, "")}")` };
+  if (raw.includes("%")) {
+    return { problem: "must not contain percent-encoding (%); request paths are matched as sent" };
+  }
+  if (/[?#]/.test(raw)) return { problem: "must be a path only, without ? or #" };
+  if (!PREFIX_CHARS.test(raw)) {
+    return { problem: "may contain only letters, digits, / and - . _ ~ ! $ & ' ( ) * + , ; = : @" };
+  }
+  if (raw.includes("//")) return { problem: 'must not contain an empty segment ("//")' };
+  const prefix = raw.length > 1 && raw.endsWith("/") ? raw.slice(0, -1) : raw;
+  if (prefix.split("/").some((segment) => segment === "." || segment === "..")) {
+    return { problem: 'must not contain "." or ".." segments' };
+  }
+  return { prefix };
+}
+
+const APP_KINDS = new Set([
+  "clientSecret",
+  "clientSecretFile",
+  "certificate",
+  "workloadIdentity",
+  "managedIdentity",
+]);
+
+/** The keys of a route that decide its upstream, scope and identity rules. */
+const routeTargetingSchema = routeSchema
+  .pick({ service: true, identity: true, upstream: true, scope: true, url: true, region: true })
+  .loose();
+
+interface ResolvedTarget {
+  upstream: string;
+  scope: string;
+  region?: string;
+  pinnedQuery?: Array<[string, string]>;
+  flowHost?: string;
+}
+
+function checkRouteTarget(
+  input: z.output<typeof routeTargetingSchema>,
+  cloud: CloudConfig,
+  identity: IdentityConfig | undefined,
+  at: (...rest: PathSegment[]) => PathSegment[],
+  report: Reporter,
+): ResolvedTarget | undefined {
+  let errors = 0;
+  const error = (path: PathSegment[], message: string) => {
+    errors++;
+    report("error", path, message);
+  };
+
+  let flowUpstream: string | undefined;
+  let pinnedQuery: Array<[string, string]> | undefined;
+  let flowHost: string | undefined;
+  if (input.url !== undefined) {
+    // The trigger's own query (api-version, …) is pinned: it wins over the caller's.
+    const url = new URL(input.url);
+    flowHost = url.hostname;
+    pinnedQuery = [...url.searchParams];
+    url.search = "";
+    url.hash = "";
+    flowUpstream = url.href.replace(/\/+$/, "");
+  }
+
+  const target = resolveRouteTarget(
+    {
+      service: input.service,
+      upstream: input.upstream,
+      scope: input.scope,
+      flowUpstream,
+      region: input.region,
+    },
+    cloud,
+  );
+  for (const problem of target.problems) error(at(problem.key), problem.message);
+
+  const kind = identity?.credential.kind;
+  const isApp = kind !== undefined && APP_KINDS.has(kind);
+  if (input.service === "lcs" && isApp) {
+    error(
+      at("identity"),
+      `identity "${input.identity}" uses ${kind}: LCS / Database Movement API accepts delegated user_impersonation tokens only; service principals and managed identities are not supported — use a \`user:\` identity`,
+    );
+  }
+  if (isApp && input.scope !== undefined && !input.scope.endsWith("/.default")) {
+    error(
+      at("scope"),
+      `identity "${input.identity}" is an application (${kind}), which can only request "<resource>/.default" scopes (client credentials)`,
+    );
+  }
+  if (errors > 0 || target.upstream === undefined || target.scope === undefined) return undefined;
+  const resolved: ResolvedTarget = { upstream: target.upstream, scope: target.scope };
+  if (target.region !== undefined) resolved.region = target.region;
+  if (pinnedQuery !== undefined) resolved.pinnedQuery = pinnedQuery;
+  if (flowHost !== undefined) resolved.flowHost = flowHost;
+  return resolved;
+}
+
+function buildRoute(
+  input: RouteInput,
+  prefix: string,
+  cloud: CloudConfig,
+  target: ResolvedTarget,
+  identity: IdentityConfig | undefined,
+  at: (...rest: PathSegment[]) => PathSegment[],
+  report: Reporter,
+  now: number,
+): RouteConfig {
+  const kind = identity?.credential.kind;
+  const isApp = kind !== undefined && APP_KINDS.has(kind);
+  const flowHost = target.flowHost;
+
+  // Warnings.
+  if (input.access.anonymous === true) {
+    report(
+      "warning",
+      at("access", "anonymous"),
+      `route ${prefix} is anonymous: anyone who can reach this route uses the identity's token`,
+    );
+  }
+  if (input.service === "powerplatform" && isApp) {
+    report(
+      "warning",
+      at("identity"),
+      `identity "${input.identity}" is a service principal: the Power Platform API accepts it only once it is registered as a Power Platform management application (pac admin application register --application-id ${identity?.clientId ?? "<client-id>"}, or the tenant settings API)`,
+    );
+  }
+  if (
+    input.service === "flow" &&
+    flowHost !== undefined &&
+    presetsApplyIn(cloud) &&
+    cloud.name === "public" &&
+    !isLoopbackHost(flowHost) &&
+    !flowHost.endsWith(".environment.api.powerplatform.com")
+  ) {
+    report(
+      "warning",
+      at("url"),
+      `flow triggers that accept Entra ID tokens (scope ${FLOW_SCOPE}) are served from *.environment.api.powerplatform.com; ${flowHost} may expect a SAS signature instead`,
+    );
+  }
+  input.access.apiKeys?.forEach((key, k) => {
+    if (key.expires && key.expires.getTime() <= now) {
+      report(
+        "warning",
+        at("access", "apiKeys", k, "expires"),
+        `API key "${key.name}" expired at ${key.expires.toISOString()} and is refused`,
+      );
+    }
+  });
+
+  const access: AccessConfig = { anonymous: input.access.anonymous === true };
+  if (input.access.apiKeys) {
+    access.apiKeys = input.access.apiKeys.map((k) =>
+      k.expires ? { ...k } : { name: k.name, sha256: k.sha256 },
+    );
+  }
+  if (input.access.cidrs) access.cidrs = input.access.cidrs;
+  if (input.access.jwt) access.jwt = input.access.jwt;
+
+  const route: RouteConfig = {
+    prefix,
+    identity: input.identity,
+    upstream: target.upstream,
+    scope: target.scope,
+    methods: input.methods ? [...new Set(input.methods)] : defaultMethods(input.service),
+    timeoutMs: input.timeoutMs,
+    maxBodyBytes: input.maxBodyBytes,
+    maxConcurrent: input.maxConcurrent,
+    rewriteLinks: input.rewriteLinks,
+    access,
+  };
+  if (input.service !== undefined) route.service = input.service;
+  if (target.region !== undefined) route.region = target.region;
+  if (target.pinnedQuery !== undefined) route.pinnedQuery = target.pinnedQuery;
+  if (input.paths !== undefined) route.paths = input.paths;
+  return route;
+}

@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { type TestContext, test } from "node:test";
+import { run } from "../../../src/commands/check.ts";
+import { main } from "../../../src/main.ts";
+import { ENV, KEY_HASH, locate, TENANT, withRoutes } from "../config/helpers.ts";
+import { captureIO } from "./io.ts";
+
+async function tempFile(t: TestContext, name: string, text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "eap-check-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, name);
+  await writeFile(file, text);
+  return file;
+}
+
+const VALID = withRoutes(`  - prefix: /powerplatform
+    service: powerplatform
+    identity: app
+    access:
+      apiKeys:
+        - { name: a, sha256: "sha256:${KEY_HASH}" }
+        - { name: b, sha256: ${"1".repeat(64)} }
+  - prefix: /lcs
+    service: lcs
+    region: eu
+    identity: ops-user
+    access: { cidrs: [10.0.0.0/8], apiKeys: [{ name: c, sha256: ${"2".repeat(64)} }] }
+  - prefix: /open
+    upstream: http://127.0.0.1:9999
+    scope: https://api.contoso.example/.default
+    identity: app
+    access: { anonymous: true }
+`);
+
+test("check: a valid config prints one summary line per route and exits 0; warnings go to stderr", async (t) => {
+  const file = await tempFile(t, "routes.yaml", VALID);
+  const io = captureIO();
+  assert.equal(await run(["--config", file], io), 0);
+  assert.deepEqual(io.out().split("\n"), [
+    "/powerplatform → https://api.powerplatform.com scope https://api.powerplatform.com/.default identity app (clientSecret) access apiKeys[2]",
+    "/lcs → https://lcsapi.eu.lcs.dynamics.com scope https://lcsapi.eu.lcs.dynamics.com//.default identity ops-user (user) access apiKeys[1] + cidrs[1]",
+    "/open → http://127.0.0.1:9999 scope https://api.contoso.example/.default identity app (clientSecret) access anonymous",
+    "",
+  ]);
+  const warnings = io.err().trim().split("\n");
+  assert.equal(warnings.length, 2);
+  assert.match(
+    warnings[0]!,
+    /^.*routes\.yaml:\d+:\d+ routes\[0\]\.identity: warning: .*management application/,
+  );
+  assert.match(warnings[1]!, /routes\[2\]\.access\.anonymous: warning: .*anyone who can reach this route/);
+});
+
+test("check: every error goes to stderr as file:line:col path: message, exit 1, nothing on stdout", async (t) => {
+  const yaml = VALID.replace("identity: ops-user", "identity: erp").replace("region: eu", "region: atlantis");
+  const file = await tempFile(t, "routes.yaml", yaml);
+  const io = captureIO();
+  assert.equal(await run(["-c", file], io), 1);
+  assert.equal(io.out(), "");
+  const lines = io
+    .err()
+    .trim()
+    .split("\n")
+    .filter((line) => !line.includes(": warning: "));
+  assert.deepEqual(lines, [
+    `${locate(file, yaml, "atlantis")} routes[1].region: unknown LCS region "atlantis"; valid regions: eu, fr, no, sa, ch, uae (omit region for the global instance lcs.dynamics.com)`,
+    `${locate(file, yaml, "identity: erp", 10)} routes[1].identity: unknown identity "erp" (identities: app, ops-user)`,
+  ]);
+});
+
+test("check: the config path comes from --config, else ROUTES_FILE, else ./routes.yaml", async (t) => {
+  const file = await tempFile(t, "custom.yaml", VALID);
+  const fromEnv = captureIO({ ROUTES_FILE: file });
+  assert.equal(await run([], fromEnv), 0);
+  assert.match(fromEnv.out(), /^\/powerplatform → /);
+
+  const missing = captureIO({ ROUTES_FILE: join(file, "..", "absent.yaml") });
+  assert.equal(await run([], missing), 1);
+  assert.match(missing.err(), /absent\.yaml: file not found/);
+});
+
+test("check --help exits 0; an unknown flag exits 1; --online is not available yet (exit 2)", async (t) => {
+  const help = captureIO();
+  assert.equal(await run(["--help"], help), 0);
+  assert.match(help.out(), /^Usage: entra-auth-proxy check \[--config routes\.yaml\] \[--online\]/);
+
+  const unknown = captureIO();
+  assert.equal(await main(["check", "--bogus"], unknown), 1);
+  assert.match(unknown.err(), /entra-auth-proxy check: Unknown option '--bogus'/);
+
+  const file = await tempFile(t, "routes.yaml", VALID);
+  const online = captureIO();
+  assert.equal(await run(["--config", file, "--online"], online), 2);
+  assert.match(online.err(), /--online is not available yet/);
+});
+
+test("check: the repository's example routes.yaml passes with its environment variables set", async () => {
+  const io = captureIO({ ...ENV, TENANT_ID: TENANT });
+  assert.equal(
+    await run(["--config", resolve(import.meta.dirname, "../../../routes.yaml")], io),
+    0,
+    io.err(),
+  );
+  const lines = io.out().trim().split("\n");
+  assert.deepEqual(
+    lines.map((l) => l.split(" ")[0]),
+    ["/powerplatform", "/powerapps", "/flows/order-created", "/lcs"],
+  );
+  assert.match(
+    lines[0]!,
+    / scope https:\/\/api\.powerplatform\.com\/\.default identity platform-app \(clientSecret\)/,
+  );
+  assert.match(lines[1]!, / scope https:\/\/service\.powerapps\.com\/\/\.default /);
+  assert.match(
+    lines[2]!,
+    /\.environment\.api\.powerplatform\.com\/.*\?api-version=1 scope https:\/\/service\.flow\.microsoft\.com\/\/\.default /,
+  );
+  assert.match(
+    lines[3]!,
+    /^\/lcs → https:\/\/lcsapi\.eu\.lcs\.dynamics\.com scope https:\/\/lcsapi\.eu\.lcs\.dynamics\.com\/\/\.default identity lcs-operator \(user\)/,
+  );
+  assert.doesNotMatch(io.err(), /error/i);
+
+  const unset = captureIO({});
+  assert.equal(await run(["--config", resolve(import.meta.dirname, "../../../routes.yaml")], unset), 1);
+  assert.match(unset.err(), /environment variable TENANT_ID is not set/);
+});
