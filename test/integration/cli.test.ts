@@ -1,0 +1,59 @@
+// The CLI as users run it: `demo` in a child process and its printed curl line; serve's exit codes.
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
+
+test("demo starts, prints curl lines, and the first one succeeds; Ctrl-C stops it with exit 0", async (t) => {
+  const child = spawn(process.execPath, [MAIN, "demo", "--port", "0", "--admin-port", "0"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, LOG_LEVEL: "warn" },
+  });
+  t.after(() => child.kill("SIGKILL"));
+  let out = "";
+  child.stdout.setEncoding("utf8");
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`demo did not print curl lines: ${out}`)), 20_000);
+    child.stdout.on("data", (chunk: string) => {
+      out += chunk;
+      if (out.includes("Ctrl-C to stop")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const first = out.split("\n").find((l) => l.trim().startsWith("curl "));
+  assert.ok(first, out);
+  const { stdout } = await run("sh", ["-c", `${first.trim()} -w '\\n%{http_code}'`]);
+  const lines = stdout.trim().split("\n");
+  assert.equal(lines.at(-1), "200", stdout);
+  const echo = JSON.parse(lines.slice(0, -1).join("\n")) as { service: string; token: { aud: string } };
+  assert.equal(echo.service, "powerplatform");
+  assert.equal(echo.token.aud, "https://api.powerplatform.com");
+  child.kill("SIGINT");
+  const [code] = await once(child, "exit");
+  assert.equal(code, 0);
+});
+
+test("serve exits 1 with file:line errors for a bad config, and for an unsupported identity kind", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "eap-cli-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, "routes.yaml");
+  await writeFile(file, "listen:\n  port: eighty\nroutes: []\nbogus: 1\n");
+  const bad = await run(process.execPath, [MAIN, "serve", "--config", file]).catch((e) => e);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /routes\.yaml:2:9 listen\.port/);
+  assert.match(bad.stderr, /routes\.yaml:4:1 bogus/);
+  const unknown = await run(process.execPath, [MAIN, "serve", "--bogus-flag"]).catch((e) => e);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /bogus-flag/);
+  const help = await run(process.execPath, [MAIN, "serve", "--help"]);
+  assert.match(help.stdout, /Usage: entra-auth-proxy serve/);
+});
