@@ -206,7 +206,13 @@ abstract class MsalSource implements TokenSource {
         `identity "${this.identity.name}": tenantId and clientId are required`,
       );
     }
-    const authorityHost = new URL(this.cloud.authorityHost);
+    // AKS workload identity injects AZURE_AUTHORITY_HOST for the cluster's cloud; honour it unless
+    // routes.yaml chose a non-default cloud itself.
+    const injected =
+      this.kind === "workloadIdentity" && this.cloud.name === "public"
+        ? this.env.AZURE_AUTHORITY_HOST
+        : undefined;
+    const authorityHost = new URL(injected ?? this.cloud.authorityHost);
     const auth: Configuration["auth"] = { clientId, authority: `${authorityHost.origin}/${tenantId}` };
     if (this.cloud.name === "custom") auth.knownAuthorities = [authorityHost.host];
     return auth;

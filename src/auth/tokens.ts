@@ -57,6 +57,8 @@ interface CachedToken {
   accessToken: string;
   expiresOn: number;
   refreshAt: number;
+  /** An upstream has answered something other than 401 to this token. */
+  accepted?: boolean;
 }
 
 const FIVE_MINUTES = 5 * 60_000;
@@ -140,9 +142,14 @@ export class TokenProvider {
     const now = this.now();
     if (this.cached && now < this.cached.expiresOn) {
       if (this.cached.accessToken !== rejectedToken) return this.cached.accessToken;
-      // A 401 storm (an upstream that refuses every token) must not become an IdP storm: after one
-      // renewal, keep the token for a while and let the 401s pass through.
-      if (!this.inFlight && now - this.lastRejectionRenewalAt < this.rejectionRenewalIntervalMs) {
+      // A 401 storm (an upstream that refuses every token, even a fresh one) must not become an IdP
+      // storm: a renewed token that was never accepted is kept for a while and the 401s pass through.
+      // A token that worked before and is refused now (revoked) is always renewed.
+      if (
+        !this.inFlight &&
+        !this.cached.accepted &&
+        now - this.lastRejectionRenewalAt < this.rejectionRenewalIntervalMs
+      ) {
         return this.cached.accessToken;
       }
     }
@@ -155,6 +162,13 @@ export class TokenProvider {
       if (err instanceof ProxyError) throw err;
       throw this.unavailable(this.now());
     }
+  }
+
+  /** The upstream answered something other than 401 to `token`. */
+  markAccepted(token: string): void {
+    const cached = this.cached;
+    if (cached !== undefined && cached.accepted !== true && cached.accessToken === token)
+      cached.accepted = true;
   }
 
   /** Acquire now (start-up warm-up); resolves either way. */

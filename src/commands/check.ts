@@ -1,11 +1,13 @@
 // entra-auth-proxy check [--config routes.yaml] [--online]
 import { UnsupportedAccessError } from "../access/check.ts";
 import { UnsupportedCredentialError } from "../auth/credentials.ts";
+import { describeAccess } from "../config/describe.ts";
 import { loadConfig } from "../config/load.ts";
 import type { ProxyConfig, RouteConfig } from "../config/types.ts";
 import { formatConfigIssue } from "../errors.ts";
 import { assertServable } from "../server/start.ts";
 import { type CliIO, configPath, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, parseCommandArgs } from "./cli.ts";
+import { reportRouteToken, type TokenCache } from "./token-report.ts";
 
 const HELP = `Usage: entra-auth-proxy check [--config routes.yaml] [--online]
 
@@ -14,11 +16,13 @@ The config path comes from --config, else $ROUTES_FILE, else ./routes.yaml.
 
 Options:
   -c, --config <path>  the routes.yaml to check
-      --online         also acquire one token per identity and print its claims (not available yet)
+      --online         also acquire one token per identity and scope and print, per route, its
+                       claims (aud, tid, appid/upn, roles/scp, expiry) and a verdict — never the token
   -h, --help           show this help
 
 Exit codes: 0 valid (one summary line per route on stdout, warnings on stderr),
-1 errors found (all printed on stderr), 2 runtime failure.
+1 errors found (all printed on stderr), 2 runtime failure (--online: a token could not be
+acquired or does not fit its route).
 `;
 
 export async function run(argv: string[], io: CliIO): Promise<number> {
@@ -46,26 +50,19 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
 
   for (const route of config.routes) io.stdout.write(`${describeRoute(route, config)}\n`);
-  if (values.online) {
-    io.stderr.write("--online is not available yet\n");
-    return EXIT_RUNTIME;
+  if (!values.online) return EXIT_OK;
+  io.stdout.write("\nTokens:\n");
+  const cache: TokenCache = new Map();
+  let allOk = true;
+  for (const route of config.routes) {
+    if (!(await reportRouteToken(route, config, io, cache))) allOk = false;
   }
-  return EXIT_OK;
+  return allOk ? EXIT_OK : EXIT_RUNTIME;
 }
 
 /** `/powerplatform → https://api.powerplatform.com scope … identity platform-app (clientSecret) access apiKeys[2]` */
 export function describeRoute(route: RouteConfig, config: Pick<ProxyConfig, "identities">): string {
   const query = route.pinnedQuery?.length ? `?${new URLSearchParams(route.pinnedQuery).toString()}` : "";
   const kind = config.identities[route.identity]?.credential.kind ?? "unknown";
-  return `${route.prefix} → ${route.upstream}${query} scope ${route.scope} identity ${route.identity} (${kind}) access ${describeAccess(route)}`;
-}
-
-function describeAccess(route: RouteConfig): string {
-  const a = route.access;
-  if (a.anonymous) return "anonymous";
-  const parts: string[] = [];
-  if (a.apiKeys) parts.push(`apiKeys[${a.apiKeys.length}]`);
-  if (a.cidrs) parts.push(`cidrs[${a.cidrs.length}]`);
-  if (a.jwt) parts.push("jwt");
-  return parts.join(" + ");
+  return `${route.prefix} → ${route.upstream}${query} scope ${route.scope} identity ${route.identity} (${kind}) access ${describeAccess(route.access)}`;
 }

@@ -1,6 +1,5 @@
 // entra-auth-proxy token --route <prefix> [--raw] [--config …]
-import { audienceVerdict, formatSummary, summariseToken } from "../auth/claims.ts";
-import { createTokenSource, TokenAcquisitionError } from "../auth/credentials.ts";
+import { TokenAcquisitionError } from "../auth/credentials.ts";
 import { loadConfig } from "../config/load.ts";
 import { formatConfigIssue } from "../errors.ts";
 import {
@@ -12,6 +11,7 @@ import {
   parseCommandArgs,
   UsageError,
 } from "./cli.ts";
+import { acquireForRoute, reportRouteToken } from "./token-report.ts";
 
 const HELP = `Usage: entra-auth-proxy token --route <prefix> [--raw] [--config routes.yaml]
 
@@ -43,26 +43,15 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     );
     return EXIT_USAGE;
   }
-  const identity = config.identities[route.identity]!;
+  if (!values.raw) return (await reportRouteToken(route, config, io, new Map())) ? EXIT_OK : EXIT_RUNTIME;
   try {
-    const token = await createTokenSource(identity, config.cloud, route.scope, { env: io.env }).acquire();
-    if (values.raw) {
-      io.stderr.write("warning: the token below grants access to the API; do not paste it anywhere shared\n");
-      io.stdout.write(`${token.accessToken}\n`);
-      return EXIT_OK;
-    }
-    const summary = summariseToken(token.accessToken);
-    io.stdout.write(
-      `${route.prefix} (identity ${identity.name}, scope ${route.scope})\n  ${formatSummary(summary)}\n`,
-    );
-    const verdict = audienceVerdict(summary, route.scope, route.prefix);
-    io.stdout.write(`  ${verdict.ok ? "ok" : "MISMATCH"}: ${verdict.text}\n`);
-    return verdict.ok ? EXIT_OK : EXIT_RUNTIME;
+    const token = await acquireForRoute(route, config, io.env, new Map());
+    io.stderr.write("warning: the token below grants access to the API; do not paste it anywhere shared\n");
+    io.stdout.write(`${token.accessToken}\n`);
+    return EXIT_OK;
   } catch (err) {
-    if (err instanceof TokenAcquisitionError) {
-      io.stderr.write(`token acquisition failed: ${err.failure.message}\n  hint: ${err.failure.hint}\n`);
-      return EXIT_RUNTIME;
-    }
-    throw err;
+    if (!(err instanceof TokenAcquisitionError)) throw err;
+    io.stderr.write(`token acquisition failed: ${err.failure.message}\n  hint: ${err.failure.hint}\n`);
+    return EXIT_RUNTIME;
   }
 }

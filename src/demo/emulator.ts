@@ -176,6 +176,11 @@ export class EntraEmulator {
     this.tokenRequests.length = 0;
   }
 
+  /** Revokes every refresh token issued so far, as "revoke sessions" in Entra does. */
+  revokeRefreshTokens(): void {
+    this.#tokens.revokeRefreshTokens();
+  }
+
   publicJwks(): JSONWebKeySet {
     return this.#signer.publicJwks();
   }

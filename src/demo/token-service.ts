@@ -127,6 +127,11 @@ export class TokenService {
     return this.#userTokenResponse(app, user, method, grant);
   }
 
+  /** Every refresh token issued so far stops working (password changed, sessions revoked). */
+  revokeRefreshTokens(): void {
+    this.#refreshTokens.clear();
+  }
+
   async #refreshToken(app: AppRegistration, form: URLSearchParams, tenant: string): Promise<TokenResponse> {
     const method = await this.#authenticate(app, form, tenant);
     if (method === "none" && !app.publicClient) throw aadsts.credentialRequired();

@@ -209,6 +209,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
         const status = upstream.statusCode ?? 502;
         x.upstreamStatus = status;
         if (status !== 401) {
+          route.tokens.markAccepted(bearer);
           passThrough(upstream);
           return;
         }

@@ -8,7 +8,8 @@ import { compileAccessCheck } from "../access/check.ts";
 import { ClientIpResolver } from "../access/client-ip.ts";
 import { assertCredentialSupported, createTokenSource, type TokenSource } from "../auth/credentials.ts";
 import { type AcquisitionEvent, type BackoffPolicy, TokenManager, TokenProvider } from "../auth/tokens.ts";
-import type { ProxyConfig, RouteConfig } from "../config/types.ts";
+import { describeAccess } from "../config/describe.ts";
+import type { ProxyConfig } from "../config/types.ts";
 import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type ProxyMetrics } from "../observability/metrics.ts";
@@ -47,16 +48,6 @@ export function assertServable(config: ProxyConfig): void {
     if (identity) assertCredentialSupported(identity);
     compileAccessCheck(route.access);
   }
-}
-
-function accessSummary(route: RouteConfig): string {
-  const a = route.access;
-  if (a.anonymous) return "anonymous";
-  const parts: string[] = [];
-  if (a.apiKeys) parts.push(`apiKeys[${a.apiKeys.length}]`);
-  if (a.cidrs) parts.push(`cidrs[${a.cidrs.length}]`);
-  if (a.jwt) parts.push("jwt");
-  return parts.join(" + ");
 }
 
 export async function startProxy(config: ProxyConfig, options: StartOptions): Promise<RunningProxy> {
@@ -165,7 +156,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       upstream: r.upstream,
       identity: r.identity,
       scope: r.scope,
-      access: accessSummary(r),
+      access: describeAccess(r.access),
     })),
     tokens: tokens.all().map((p) => {
       const s = p.state();
@@ -245,7 +236,7 @@ function auditConfig(logger: Logger, msg: string, config: ProxyConfig): void {
       prefix: r.prefix,
       upstream: r.upstream,
       identity: r.identity,
-      access: accessSummary(r),
+      access: describeAccess(r.access),
     })),
     identities: Object.values(config.identities).map((i) => ({ name: i.name, kind: i.credential.kind })),
   });

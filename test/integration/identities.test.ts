@@ -130,6 +130,22 @@ user: { username: \${LCS_USERNAME}, password: \${LCS_PASSWORD} }`,
   await again.arrayBuffer();
   const grants = stack.world.emulator.tokenRequests.map((r) => r.grantType);
   assert.deepEqual(grants, ["password", "refresh_token"]);
+
+  // Sessions revoked: the refresh token is refused, and the password is used again.
+  stack.world.emulator.revokeRefreshTokens();
+  stack.world.mocks.lcs.revokeSeenTokens();
+  const third = await stack.call("/lcs/z");
+  assert.equal(third.status, 200);
+  await third.arrayBuffer();
+  assert.deepEqual(
+    stack.world.emulator.tokenRequests.map((r) => [r.grantType, r.outcome]),
+    [
+      ["password", "success"],
+      ["refresh_token", "success"],
+      ["refresh_token", "error"],
+      ["password", "success"],
+    ],
+  );
 });
 
 const FAILURES: Array<{

@@ -209,10 +209,20 @@ test("a 401 storm renews the token at most once per interval", async (t) => {
   // The upstream refuses tok-2 as well: within 30 s no further token request is made.
   for (let i = 0; i < 20; i++) assert.equal(await provider.renewAfterRejection("tok-2"), "tok-2");
   assert.equal(source.calls, 2);
-  advance(30_000);
-  const later = provider.renewAfterRejection("tok-2");
+  // …unless tok-2 had worked before (then a 401 means it was revoked): that case renews at once.
+  provider.markAccepted("tok-2");
+  const revoked = provider.renewAfterRejection("tok-2");
   await tick();
   assert.equal(source.calls, 3);
   source.succeed({ accessToken: "tok-3", expiresOn: now() + 3_600_000 });
-  assert.equal(await later, "tok-3");
+  assert.equal(await revoked, "tok-3");
+  // tok-3 is refused without ever working: storm guard again, until the interval has passed.
+  assert.equal(await provider.renewAfterRejection("tok-3"), "tok-3");
+  assert.equal(source.calls, 3);
+  advance(30_000);
+  const later = provider.renewAfterRejection("tok-3");
+  await tick();
+  assert.equal(source.calls, 4);
+  source.succeed({ accessToken: "tok-4", expiresOn: now() + 3_600_000 });
+  assert.equal(await later, "tok-4");
 });

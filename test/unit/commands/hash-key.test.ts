@@ -4,8 +4,8 @@ import { test } from "node:test";
 import { run } from "../../../src/commands/hash-key.ts";
 import { parseConfig } from "../../../src/config/load.ts";
 import { main } from "../../../src/main.ts";
+import { captureIO } from "../../helpers/io.ts";
 import { withRoutes } from "../config/helpers.ts";
-import { captureIO } from "./io.ts";
 
 test("hash-key prints a random key whose sha256 matches the printed hash, and a snippet that validates", async () => {
   const io = captureIO();

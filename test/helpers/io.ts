@@ -1,5 +1,5 @@
 // A CliIO that captures what a command writes.
-import type { CliIO } from "../../../src/commands/cli.ts";
+import type { CliIO } from "../../src/commands/cli.ts";
 
 export interface CapturedIO extends CliIO {
   out: () => string;
