@@ -4,12 +4,17 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import type { AccessConfig } from "../config/types.ts";
 import { buildBlockList, contains } from "./client-ip.ts";
+import { bearerToken, compileJwtCheck } from "./jwt.ts";
 
 export type AccessDecision =
   | { allowed: true; principal: string }
   | { allowed: false; code: "unauthenticated" | "access_denied"; reason: string; challenge?: string };
 
-export type AccessCheck = (headers: IncomingHttpHeaders, clientIp: string) => AccessDecision;
+/** Synchronous unless the route checks inbound JWTs (signature verification is async). */
+export type AccessCheck = (
+  headers: IncomingHttpHeaders,
+  clientIp: string,
+) => AccessDecision | Promise<AccessDecision>;
 
 export class UnsupportedAccessError extends Error {
   override name = "UnsupportedAccessError";
@@ -30,8 +35,30 @@ export function presentedApiKey(headers: IncomingHttpHeaders): string | undefine
 
 export function compileAccessCheck(access: AccessConfig, now: () => number = Date.now): AccessCheck {
   if (access.anonymous) return () => ({ allowed: true, principal: "anonymous" });
-  if (access.jwt) throw new UnsupportedAccessError("access.jwt is not yet supported by this version");
+  const checkKeysAndCidrs = compileKeysAndCidrs(access, now);
+  if (!access.jwt) return checkKeysAndCidrs;
+  const verifyJwt = compileJwtCheck(access.jwt);
+  const bearerChallenge = 'Bearer realm="entra-auth-proxy"';
+  return async (headers, clientIp) => {
+    const first = checkKeysAndCidrs(headers, clientIp);
+    if (!first.allowed) return first;
+    const token = bearerToken(headers.authorization);
+    if (token === undefined) {
+      return { allowed: false, code: "unauthenticated", reason: "no_credential", challenge: bearerChallenge };
+    }
+    const verdict = await verifyJwt(token);
+    if (!verdict.ok) return { allowed: false, code: "access_denied", reason: verdict.reason };
+    return {
+      allowed: true,
+      principal: first.principal === "any" ? verdict.principal : `${first.principal},${verdict.principal}`,
+    };
+  };
+}
 
+function compileKeysAndCidrs(
+  access: AccessConfig,
+  now: () => number,
+): (headers: IncomingHttpHeaders, clientIp: string) => AccessDecision {
   const keys = (access.apiKeys ?? []).map((k) => ({
     name: k.name,
     digest: Buffer.from(k.sha256, "hex"),
@@ -44,7 +71,7 @@ export function compileAccessCheck(access: AccessConfig, now: () => number = Dat
     if (cidrs && !contains(cidrs, clientIp)) {
       return { allowed: false, code: "access_denied", reason: "cidr" };
     }
-    if (keys.length === 0) return { allowed: true, principal: `ip:${cidrs ? "allowed" : "any"}` };
+    if (keys.length === 0) return { allowed: true, principal: cidrs ? "ip:allowed" : "any" };
 
     const presented = presentedApiKey(headers);
     if (presented === undefined) {

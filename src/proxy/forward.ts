@@ -24,6 +24,8 @@ export interface ForwardOptions {
 interface Context {
   options: ForwardOptions;
   timedOut: boolean;
+  aborted: boolean;
+  upstreamRequest: http.ClientRequest | undefined;
 }
 
 const CONTEXT = Symbol("entra-auth-proxy.forward");
@@ -59,6 +61,11 @@ export class Forwarder {
     this.proxy.on("proxyReq", (proxyReq, req) => {
       const ctx = (req as WithContext)[CONTEXT];
       if (!ctx) return;
+      ctx.upstreamRequest = proxyReq;
+      if (ctx.aborted) {
+        proxyReq.destroy();
+        return;
+      }
       proxyReq.setTimeout(ctx.options.timeoutMs, () => {
         ctx.timedOut = true;
         proxyReq.destroy(new Error("upstream timeout"));
@@ -71,8 +78,9 @@ export class Forwarder {
     });
   }
 
-  forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): void {
-    const ctx: Context = { options, timedOut: false };
+  /** Starts the upstream request; the returned function aborts it (e.g. the caller sent too much). */
+  forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): () => void {
+    const ctx: Context = { options, timedOut: false, aborted: false, upstreamRequest: undefined };
     (req as WithContext)[CONTEXT] = ctx;
     req.url = options.path;
     const proxyOptions: Parameters<ProxyServer["web"]>[2] = {
@@ -83,6 +91,7 @@ export class Forwarder {
     if (options.body) proxyOptions.buffer = options.body;
     this.proxy.web(req, res, proxyOptions, (err) => {
       const e = err as NodeJS.ErrnoException;
+      if (ctx.aborted) return;
       if (ctx.timedOut) {
         options.onError(
           new ProxyError("upstream_timeout", `upstream did not answer within ${options.timeoutMs} ms`),
@@ -92,6 +101,10 @@ export class Forwarder {
         options.onError(new ProxyError("upstream_unreachable", `upstream could not be reached (${what})`));
       }
     });
+    return () => {
+      ctx.aborted = true;
+      ctx.upstreamRequest?.destroy();
+    };
   }
 
   close(): void {

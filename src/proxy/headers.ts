@@ -42,11 +42,26 @@ export function prepareRequestHeaders(headers: IncomingHttpHeaders, fwd: Forward
 }
 
 /** The upstream response headers a caller may see. */
-export function responseHeaders(upstream: IncomingMessage): OutgoingHttpHeaders {
+export function responseHeaders(upstream: IncomingMessage, upstreamHost: string): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = { ...upstream.headers };
   removeConnectionListed(headers as IncomingHttpHeaders);
   for (const name of HOP_BY_HOP) delete headers[name];
+  const cookies = upstream.headers["set-cookie"];
+  if (cookies) {
+    // Cookies of the upstream's own domain belong to the proxy↔Microsoft hop (callers' cookies are
+    // never forwarded, so they could not come back anyway).
+    const kept = cookies.filter((c) => !isCookieForHost(c, upstreamHost));
+    if (kept.length > 0) headers["set-cookie"] = kept;
+    else delete headers["set-cookie"];
+  }
   return headers;
+}
+
+function isCookieForHost(cookie: string, host: string): boolean {
+  const domain = /;\s*domain=\.?([^;]+)/i.exec(cookie)?.[1]?.trim().toLowerCase();
+  if (!domain) return true; // host-only cookie: set by (and for) the upstream
+  const h = host.toLowerCase();
+  return h === domain || h.endsWith(`.${domain}`);
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;

@@ -6,7 +6,7 @@ import { Readable } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import express from "express";
 import helmet from "helmet";
-import type { AccessCheck } from "../access/check.ts";
+import type { AccessCheck, AccessDecision } from "../access/check.ts";
 import type { ClientIpResolver } from "../access/client-ip.ts";
 import type { TokenProvider } from "../auth/tokens.ts";
 import type { RouteConfig } from "../config/types.ts";
@@ -17,7 +17,7 @@ import type { ProxyMetrics } from "../observability/metrics.ts";
 import type { Forwarder, ForwardOptions } from "../proxy/forward.ts";
 import { pickRequestId, prepareRequestHeaders, responseHeaders } from "../proxy/headers.ts";
 import { rewriteLocationHeaders, withPinnedQuery } from "../proxy/rewrite.ts";
-import { compilePathAllowlist, type Router } from "../proxy/router.ts";
+import { compilePathAllowlist, type RouteMatch, type Router } from "../proxy/router.ts";
 
 /** A route with everything the hot path needs precomputed. */
 export interface RouteRuntime {
@@ -80,6 +80,25 @@ interface Exchange {
 /** Bodies up to this size are held so the request can be replayed after an upstream 401. */
 export const REPLAY_LIMIT_BYTES = 64 * 1024;
 const EMPTY_BODY = Buffer.alloc(0);
+
+/** Counts a chunked body as it streams (Content-Length bodies are checked before forwarding). */
+function limitStreamingBody(req: IncomingMessage, maxBytes: number, onExceeded: () => void): void {
+  let seen = 0;
+  const count = (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > maxBytes) {
+      req.off("data", count);
+      onExceeded();
+    }
+  };
+  req.on("data", count);
+}
+
+function tooLarge(route: RouteRuntime): ProxyError {
+  return new ProxyError("payload_too_large", `request body exceeds ${route.config.maxBodyBytes} bytes`, {
+    headers: { connection: "close" },
+  });
+}
 
 function replayMode(req: IncomingMessage): "empty" | "small" | "stream" {
   if (req.headers["transfer-encoding"] !== undefined) return "stream";
@@ -194,7 +213,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
   ): void {
     const { req, res, x, route } = t;
     const passThrough = (upstream: IncomingMessage) => {
-      const headers = responseHeaders(upstream);
+      const headers = responseHeaders(upstream, route.target.hostname);
       headers["x-request-id"] = x.requestId;
       rewriteLocationHeaders(headers, route.target, proxyBaseFor(req, route, t.publicUrl));
       res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, headers);
@@ -238,7 +257,57 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     };
     // The first attempt streams the caller's request; a buffered or replayed body is re-read.
     if (replay !== undefined && (retried || replay !== EMPTY_BODY)) options.body = Readable.from([replay]);
-    forwarder.forward(req, res, options);
+    const abort = forwarder.forward(req, res, options);
+    if (replay === undefined && req.headers["transfer-encoding"] !== undefined) {
+      limitStreamingBody(req, route.config.maxBodyBytes, () => {
+        abort();
+        req.unpipe();
+        fail(req, res, x, tooLarge(route));
+        // The rest of the body is not read: close the connection once the 413 is out.
+        res.once("finish", () => req.socket.destroy());
+      });
+    }
+  }
+
+  /** After access: body size, concurrency, then the token (synchronously when one is cached). */
+  function admitted(
+    req: IncomingMessage,
+    res: ServerResponse,
+    x: Exchange,
+    routing: Routing,
+    match: RouteMatch<RouteRuntime>,
+    decision: AccessDecision,
+  ): void {
+    const { route, rest, query } = match;
+    if (!decision.allowed) {
+      metrics.accessDenied.inc({ route: route.label, reason: decision.reason });
+      const message = decision.code === "unauthenticated" ? "credentials required" : "access denied";
+      const headers = decision.challenge ? { "www-authenticate": decision.challenge } : undefined;
+      fail(req, res, x, new ProxyError(decision.code, message, headers ? { headers } : {}));
+      return;
+    }
+    x.principal = decision.principal;
+    const length = Number(req.headers["content-length"] ?? 0);
+    if (length > route.config.maxBodyBytes) {
+      fail(req, res, x, tooLarge(route));
+      return;
+    }
+    if (route.inFlight > route.config.maxConcurrent) {
+      const error = new ProxyError("overloaded", "too many requests in flight on this route", {
+        headers: { "retry-after": "1" },
+      });
+      fail(req, res, x, error);
+      return;
+    }
+    const ready = route.tokens.peek();
+    if (ready !== undefined) {
+      forward(req, res, x, routing, route, rest, query, ready);
+      return;
+    }
+    route.tokens.get().then(
+      (token) => forward(req, res, x, routing, route, rest, query, token),
+      (err) => fail(req, res, x, err),
+    );
   }
 
   return function handle(req, res) {
@@ -256,8 +325,8 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     res.once("close", () => record(req, res, x));
     try {
       const routing = deps.routing();
-      const { router, clientIp } = routing;
-      const { route, rest, query } = router.match(req.url ?? "");
+      const match = routing.router.match(req.url ?? "");
+      const { route } = match;
       x.route = route;
       route.inFlight++;
       const method = req.method ?? "GET";
@@ -266,42 +335,19 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
           headers: { allow: [...route.methods].join(", ") },
         });
       }
-      if (route.allowPath && !route.allowPath(rest)) {
+      if (route.allowPath && !route.allowPath(match.rest)) {
         throw new ProxyError("bad_path", "this path is not in the route's allowlist");
       }
-      const decision = route.checkAccess(
-        req.headers,
-        clientIp.resolve(req.socket.remoteAddress, req.headers["x-forwarded-for"]),
-      );
-      if (!decision.allowed) {
-        metrics.accessDenied.inc({ route: route.label, reason: decision.reason });
-        throw new ProxyError(
-          decision.code,
-          decision.code === "unauthenticated" ? "credentials required" : "access denied",
-          decision.challenge ? { headers: { "www-authenticate": decision.challenge } } : {},
+      const clientIp = routing.clientIp.resolve(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
+      const decision = route.checkAccess(req.headers, clientIp);
+      if (decision instanceof Promise) {
+        decision.then(
+          (d) => admitted(req, res, x, routing, match, d),
+          (err) => fail(req, res, x, err),
         );
+      } else {
+        admitted(req, res, x, routing, match, decision);
       }
-      x.principal = decision.principal;
-      const length = Number(req.headers["content-length"] ?? 0);
-      if (length > route.config.maxBodyBytes) {
-        throw new ProxyError("payload_too_large", `request body exceeds ${route.config.maxBodyBytes} bytes`, {
-          headers: { connection: "close" },
-        });
-      }
-      if (route.inFlight > route.config.maxConcurrent) {
-        throw new ProxyError("overloaded", "too many requests in flight on this route", {
-          headers: { "retry-after": "1" },
-        });
-      }
-      const ready = route.tokens.peek();
-      if (ready !== undefined) {
-        forward(req, res, x, routing, route, rest, query, ready);
-        return;
-      }
-      route.tokens.get().then(
-        (token) => forward(req, res, x, routing, route, rest, query, token),
-        (err) => fail(req, res, x, err),
-      );
     } catch (err) {
       fail(req, res, x, err);
     }
