@@ -6,6 +6,7 @@ export const ERROR_CATALOGUE = {
   method_not_allowed: { status: 405, title: "Method not allowed on this route" },
   bad_path: { status: 400, title: "Path is not allowed" },
   bad_request: { status: 400, title: "Malformed request" },
+  headers_too_large: { status: 431, title: "Request headers too large" },
   unauthenticated: { status: 401, title: "Authentication required" },
   access_denied: { status: 403, title: "Access denied" },
   payload_too_large: { status: 413, title: "Request body too large" },
@@ -62,6 +63,24 @@ export class ProxyError extends Error {
       ...this.extra,
     };
   }
+}
+
+/**
+ * The raw HTTP/1.1 bytes of a problem response, for sockets that never became a request (malformed
+ * or oversized requests rejected by Node's parser): no express, no helmet, connection closed.
+ */
+export function rawProblemResponse(error: ProxyError, requestId: string): string {
+  const body = JSON.stringify(error.toProblem(requestId));
+  return [
+    `HTTP/1.1 ${error.status} ${ERROR_CATALOGUE[error.code].title}`,
+    "Content-Type: application/problem+json; charset=utf-8",
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    `X-Request-Id: ${requestId}`,
+    "X-Content-Type-Options: nosniff",
+    "Connection: close",
+    "",
+    body,
+  ].join("\r\n");
 }
 
 /** A configuration problem found while loading or validating routes.yaml. */

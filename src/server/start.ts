@@ -10,6 +10,7 @@ import { assertCredentialSupported, createTokenSource, type TokenSource } from "
 import { type AcquisitionEvent, type BackoffPolicy, TokenManager, TokenProvider } from "../auth/tokens.ts";
 import { describeAccess } from "../config/describe.ts";
 import type { ProxyConfig } from "../config/types.ts";
+import { ProxyError, rawProblemResponse } from "../errors.ts";
 import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type ProxyMetrics } from "../observability/metrics.ts";
@@ -137,6 +138,18 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
         frontDoor,
       )
     : http.createServer(serverOptions, frontDoor);
+  proxyServer.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    // Node's parser refused the request (smuggling attempts, obs-fold, bad chunking, huge headers).
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const problem =
+      err.code === "HPE_HEADER_OVERFLOW"
+        ? new ProxyError("headers_too_large", "request headers exceed the limit")
+        : new ProxyError("bad_request", "malformed HTTP request");
+    socket.end(rawProblemResponse(problem, crypto.randomUUID()));
+  });
 
   const readiness = (): ReadinessItem[] =>
     tokens.all().map((p) => {

@@ -137,7 +137,11 @@ test("SIGHUP reloads routes atomically; a broken config is rejected and the old 
   assert.match(errors, /routes\.yaml:\d+:\d+ bogus/);
   assert.match(errors, /routes\.yaml:\d+:\d+ routes\[0\]\.identity: unknown identity "nobody"/);
   assert.equal(await call("/pp2/x"), 200);
-  assert.equal(await call("/powerplatform/x"), 200, "the route the broken config would have changed still works");
+  assert.equal(
+    await call("/powerplatform/x"),
+    200,
+    "the route the broken config would have changed still works",
+  );
   const metrics = await (await fetch(`${serve.adminUrl}/metrics`)).text();
   assert.equal(metricValue(metrics, "entra_proxy_config_reloads_total", { result: "success" }), 1);
   assert.equal(metricValue(metrics, "entra_proxy_config_reloads_total", { result: "failure" }), 1);
