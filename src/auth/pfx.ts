@@ -56,8 +56,20 @@ const SHA1 = DIGESTS["1.3.14.3.2.26"]!;
 const PKCS12_PBE: Readonly<
   Record<string, { name: string; cipher: string; keyLength: number; ivLength: number; legacy: boolean }>
 > = {
-  "1.2.840.113549.1.12.1.1": { name: "pbeWithSHAAnd128BitRC4", cipher: "rc4", keyLength: 16, ivLength: 0, legacy: true },
-  "1.2.840.113549.1.12.1.2": { name: "pbeWithSHAAnd40BitRC4", cipher: "rc4-40", keyLength: 5, ivLength: 0, legacy: true },
+  "1.2.840.113549.1.12.1.1": {
+    name: "pbeWithSHAAnd128BitRC4",
+    cipher: "rc4",
+    keyLength: 16,
+    ivLength: 0,
+    legacy: true,
+  },
+  "1.2.840.113549.1.12.1.2": {
+    name: "pbeWithSHAAnd40BitRC4",
+    cipher: "rc4-40",
+    keyLength: 5,
+    ivLength: 0,
+    legacy: true,
+  },
   "1.2.840.113549.1.12.1.3": {
     name: "pbeWithSHAAnd3-KeyTripleDES-CBC",
     cipher: "des-ede3-cbc",
@@ -134,9 +146,12 @@ export async function readPfx(pfx: Buffer, passphrase: string | undefined): Prom
     return await read(pfx, passphrase ?? "");
   } catch (error) {
     if (error instanceof PfxError) throw new Error(error.message);
-    throw new Error(`could not read the PFX file: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
+    throw new Error(
+      `could not read the PFX file: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -159,7 +174,9 @@ async function read(data: Buffer, passphrase: string): Promise<PfxContents> {
     );
   }
   if (authSafe.contentType !== OID.data || !(authSafe.content instanceof asn1js.OctetString)) {
-    throw new PfxError(`not a PKCS#12 (.pfx/.p12) file: unexpected authSafe content type ${authSafe.contentType}`);
+    throw new PfxError(
+      `not a PKCS#12 (.pfx/.p12) file: unexpected authSafe content type ${authSafe.contentType}`,
+    );
   }
   const authSafeBytes = Buffer.from(authSafe.content.getValue());
 
@@ -172,7 +189,8 @@ async function read(data: Buffer, passphrase: string): Promise<PfxContents> {
     let contents: pkijs.SafeContents;
     switch (info.contentType) {
       case OID.data: {
-        if (!(info.content instanceof asn1js.OctetString)) throw new PfxError("malformed PFX file: bad SafeContents");
+        if (!(info.content instanceof asn1js.OctetString))
+          throw new PfxError("malformed PFX file: bad SafeContents");
         contents = pkijs.SafeContents.fromBER(info.content.getValue());
         break;
       }
@@ -219,14 +237,17 @@ function checkIntegrity(pfx: pkijs.PFX, authSafe: Buffer, passphrase: string): P
   // An empty password may have been fed to the KDF as "no password at all" (zero bytes, no terminator).
   if (empty) candidates.push(Buffer.alloc(0));
   // Files from OpenSSL < 1.1.0 converted a non-ASCII passphrase byte-by-byte (its UTF-8 read as Latin-1).
-  if (/[^\x00-\x7f]/.test(passphrase)) candidates.push(bmpString(Buffer.from(passphrase, "utf8").toString("latin1")));
+  if (/[^\x00-\x7f]/.test(passphrase))
+    candidates.push(bmpString(Buffer.from(passphrase, "utf8").toString("latin1")));
 
   const macData = pfx.macData;
   if (macData === undefined) return { utf8, bmp: candidates[0]!, empty };
 
   const macOid = macData.mac.digestAlgorithm.algorithmId;
   if (macOid === OID.pbmac1) {
-    throw new PfxError(`the PFX file uses a PBMAC1 integrity check, which is not supported; ${REEXPORT_HINT}`);
+    throw new PfxError(
+      `the PFX file uses a PBMAC1 integrity check, which is not supported; ${REEXPORT_HINT}`,
+    );
   }
   const digest = DIGESTS[macOid];
   if (digest === undefined) {
@@ -267,7 +288,10 @@ async function collect(
     } else if (value instanceof pkijs.PrivateKeyInfo) {
       keys.push(privateKey(Buffer.from(value.toSchema().toBER(false)), false));
     } else if (value instanceof pkijs.CertBag) {
-      if (value.certId === pkijs.id_CertBag_X509Certificate && value.certValue instanceof asn1js.OctetString) {
+      if (
+        value.certId === pkijs.id_CertBag_X509Certificate &&
+        value.certValue instanceof asn1js.OctetString
+      ) {
         certs.push(new X509Certificate(Buffer.from(value.certValue.getValue())));
       }
     } else if (value instanceof pkijs.SafeContents) {
@@ -294,7 +318,8 @@ async function decrypt(info: pkijs.EncryptedContentInfo, password: Password, wha
   const oid = algorithm.algorithmId;
   if (oid === OID.pbes2) return decryptPbes2(info, password, what);
   const pbe = PKCS12_PBE[oid];
-  if (pbe === undefined) throw unsupported(KNOWN_UNSUPPORTED[oid] ?? "an unknown algorithm", oid, what, false);
+  if (pbe === undefined)
+    throw unsupported(KNOWN_UNSUPPORTED[oid] ?? "an unknown algorithm", oid, what, false);
 
   const params = algorithm.algorithmParams;
   const [salt, iterations] = params instanceof asn1js.Sequence ? params.valueBlock.value : [];
@@ -318,7 +343,11 @@ async function decrypt(info: pkijs.EncryptedContentInfo, password: Password, wha
   }
 }
 
-async function decryptPbes2(info: pkijs.EncryptedContentInfo, password: Password, what: string): Promise<Buffer> {
+async function decryptPbes2(
+  info: pkijs.EncryptedContentInfo,
+  password: Password,
+  what: string,
+): Promise<Buffer> {
   let params: pkijs.PBES2Params;
   try {
     params = new pkijs.PBES2Params({ schema: info.contentEncryptionAlgorithm.algorithmParams });

@@ -28,6 +28,7 @@ interface Context {
   upstreamRequest: http.ClientRequest | undefined;
 }
 
+const CONNECT_TIMEOUT_MS = 10_000;
 const CONTEXT = Symbol("entra-auth-proxy.forward");
 type WithContext = IncomingMessage & { [CONTEXT]?: Context };
 
@@ -87,6 +88,8 @@ export class Forwarder {
       target: options.target,
       agent: options.target.protocol === "https:" ? this.agents.https : this.agents.http,
       headers: { authorization: `Bearer ${options.bearer}` },
+      // A dead host should fail fast (502), well before the response timeout (504).
+      connectTimeout: Math.min(options.timeoutMs, CONNECT_TIMEOUT_MS),
     };
     if (options.body) proxyOptions.buffer = options.body;
     this.proxy.web(req, res, proxyOptions, (err) => {
