@@ -179,7 +179,12 @@ export class MockUpstream {
     }
     if (last === "async") {
       record(202);
-      const operation = `${this.url}${basePath(1)}/operations/123`;
+      // A flow trigger answers with a run operation under the workflow, not under the trigger.
+      const trigger = path.indexOf("/triggers/");
+      const operation =
+        trigger === -1
+          ? `${this.url}${basePath(1)}/operations/123`
+          : `${this.url}${path.slice(0, trigger)}/runs/08584715957153021785/operations/123?api-version=1`;
       return sendJson(res, 202, echo(), {
         location: operation,
         "operation-location": operation,

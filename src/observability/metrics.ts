@@ -18,6 +18,7 @@ export interface ProxyMetrics {
   upstreamErrors: Counter<"route" | "code">;
   accessDenied: Counter<"route" | "reason">;
   configReloads: Counter<"result">;
+  linkRewrites: Counter<"route" | "result">;
 }
 
 /** One registry per running proxy (tests run several in one process). */
@@ -72,6 +73,12 @@ export function createMetrics(
       name: "entra_proxy_access_denied_total",
       help: "Requests refused by a route's access rules, by reason.",
       labelNames: ["route", "reason"],
+      registers,
+    }),
+    linkRewrites: new Counter({
+      name: "entra_proxy_link_rewrites_total",
+      help: "JSON responses on rewriteLinks routes, by outcome (rewritten, unchanged, too_large, not_json, encoded, invalid_json).",
+      labelNames: ["route", "result"],
       registers,
     }),
     configReloads: new Counter({

@@ -22,15 +22,38 @@ export function rewriteUpstreamUrl(value: string, upstreamBase: URL, proxyBase: 
   return `${proxyBase}${url.pathname.slice(basePath.length)}${url.search}${url.hash}`;
 }
 
-export function rewriteLocationHeaders(
-  headers: OutgoingHttpHeaders,
-  upstreamBase: URL,
-  proxyBase: string,
-): void {
+/** An upstream base URL and where callers reach it through the proxy; the first that applies wins. */
+export type UrlMapping = readonly [upstreamBase: URL, proxyBase: string];
+
+export function rewriteWithMappings(value: string, mappings: readonly UrlMapping[]): string {
+  for (const [upstreamBase, proxyBase] of mappings) {
+    const rewritten = rewriteUpstreamUrl(value, upstreamBase, proxyBase);
+    if (rewritten !== value) return rewritten;
+  }
+  return value;
+}
+
+export function rewriteLocationHeaders(headers: OutgoingHttpHeaders, mappings: readonly UrlMapping[]): void {
   for (const name of REWRITTEN_HEADERS) {
     const value = headers[name];
-    if (typeof value === "string") headers[name] = rewriteUpstreamUrl(value, upstreamBase, proxyBase);
+    if (typeof value === "string") headers[name] = rewriteWithMappings(value, mappings);
   }
+}
+
+/**
+ * Flow routes: the trigger URL is `…/workflows/<id>/triggers/<name>/paths/invoke`; run and operation
+ * URLs (the 202 Location of the asynchronous response pattern) live under `…/workflows/<id>`. The
+ * proxy exposes that root under this reserved segment after the route prefix.
+ */
+export const WORKFLOW_SEGMENT = "/_workflow";
+
+export function workflowRootOf(triggerUrl: URL): URL | undefined {
+  const at = triggerUrl.pathname.indexOf("/triggers/");
+  if (at === -1) return undefined;
+  const root = new URL(triggerUrl.href);
+  root.pathname = triggerUrl.pathname.slice(0, at);
+  root.search = "";
+  return root;
 }
 
 /**

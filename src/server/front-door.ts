@@ -16,7 +16,14 @@ import { safePath } from "../observability/logger.ts";
 import type { ProxyMetrics } from "../observability/metrics.ts";
 import type { Forwarder, ForwardOptions } from "../proxy/forward.ts";
 import { pickRequestId, prepareRequestHeaders, responseHeaders } from "../proxy/headers.ts";
-import { rewriteLocationHeaders, withPinnedQuery } from "../proxy/rewrite.ts";
+import { sendWithLinkRewrite } from "../proxy/link-rewrite.ts";
+import {
+  rewriteLocationHeaders,
+  type UrlMapping,
+  WORKFLOW_SEGMENT,
+  withPinnedQuery,
+  workflowRootOf,
+} from "../proxy/rewrite.ts";
 import { compilePathAllowlist, type RouteMatch, type Router } from "../proxy/router.ts";
 
 /** A route with everything the hot path needs precomputed. */
@@ -26,6 +33,8 @@ export interface RouteRuntime {
   /** Metric/log label: the prefix. */
   label: string;
   target: URL;
+  /** flow routes: the workflow's root, reached through the WORKFLOW_SEGMENT sub-path. */
+  workflowRoot: URL | undefined;
   methods: ReadonlySet<string>;
   allowPath: ((rest: string) => boolean) | undefined;
   checkAccess: AccessCheck;
@@ -43,6 +52,7 @@ export function routeRuntime(
     prefix: config.prefix,
     label: config.prefix,
     target: new URL(config.upstream),
+    workflowRoot: config.service === "flow" ? workflowRootOf(new URL(config.upstream)) : undefined,
     methods: new Set(config.methods),
     allowPath: compilePathAllowlist(config.paths),
     checkAccess,
@@ -80,6 +90,10 @@ interface Exchange {
 /** Bodies up to this size are held so the request can be replayed after an upstream 401. */
 export const REPLAY_LIMIT_BYTES = 64 * 1024;
 const EMPTY_BODY = Buffer.alloc(0);
+
+function isWorkflowPath(rest: string): boolean {
+  return rest === WORKFLOW_SEGMENT || rest.startsWith(`${WORKFLOW_SEGMENT}/`);
+}
 
 /** Counts a chunked body as it streams (Content-Length bodies are checked before forwarding). */
 function limitStreamingBody(req: IncomingMessage, maxBytes: number, onExceeded: () => void): void {
@@ -181,8 +195,19 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       proto: socket.encrypted ? "https" : "http",
     });
     const pinned = route.config.pinnedQuery;
-    const path = rest + (pinned ? withPinnedQuery(query, pinned) : query);
-    const target = { req, res, x, route, path, publicUrl };
+    const q = pinned ? withPinnedQuery(query, pinned) : query;
+    const onWorkflow =
+      route.workflowRoot !== undefined &&
+      (rest === WORKFLOW_SEGMENT || rest.startsWith(`${WORKFLOW_SEGMENT}/`));
+    const target = {
+      req,
+      res,
+      x,
+      route,
+      upstream: onWorkflow ? route.workflowRoot! : route.target,
+      path: (onWorkflow ? rest.slice(WORKFLOW_SEGMENT.length) : rest) + q,
+      publicUrl,
+    };
     const mode = replayMode(req);
     if (mode === "small") {
       readSmallBody(req).then(
@@ -204,6 +229,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       res: ServerResponse;
       x: Exchange;
       route: RouteRuntime;
+      upstream: URL;
       path: string;
       publicUrl: string | undefined;
     },
@@ -215,12 +241,22 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     const passThrough = (upstream: IncomingMessage) => {
       const headers = responseHeaders(upstream, route.target.hostname);
       headers["x-request-id"] = x.requestId;
-      rewriteLocationHeaders(headers, route.target, proxyBaseFor(req, route, t.publicUrl));
-      res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, headers);
+      const proxyBase = proxyBaseFor(req, route, t.publicUrl);
+      const mappings: UrlMapping[] = [[route.target, proxyBase]];
+      if (route.workflowRoot) mappings.push([route.workflowRoot, proxyBase + WORKFLOW_SEGMENT]);
+      rewriteLocationHeaders(headers, mappings);
+      const status = upstream.statusCode ?? 502;
+      if (route.config.rewriteLinks) {
+        sendWithLinkRewrite(upstream, res, status, headers, mappings, (result) =>
+          metrics.linkRewrites.inc({ route: route.label, result }),
+        );
+        return;
+      }
+      res.writeHead(status, upstream.statusMessage, headers);
       upstream.pipe(res);
     };
     const options: ForwardOptions = {
-      target: route.target,
+      target: t.upstream,
       path: t.path,
       bearer,
       timeoutMs: route.config.timeoutMs,
@@ -330,7 +366,10 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       x.route = route;
       route.inFlight++;
       const method = req.method ?? "GET";
-      if (!route.methods.has(method)) {
+      // Polling a flow run (the asynchronous response pattern's Location) is a GET, whatever the
+      // trigger's own methods are.
+      const flowPoll = method === "GET" && route.workflowRoot !== undefined && isWorkflowPath(match.rest);
+      if (!route.methods.has(method) && !flowPoll) {
         throw new ProxyError("method_not_allowed", `${method} is not allowed on this route`, {
           headers: { allow: [...route.methods].join(", ") },
         });
