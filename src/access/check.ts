@@ -16,10 +16,6 @@ export type AccessCheck = (
   clientIp: string,
 ) => AccessDecision | Promise<AccessDecision>;
 
-export class UnsupportedAccessError extends Error {
-  override name = "UnsupportedAccessError";
-}
-
 /** The key a caller presented: X-Api-Key, or the password of HTTP Basic. */
 export function presentedApiKey(headers: IncomingHttpHeaders): string | undefined {
   const header = headers["x-api-key"];

@@ -2,7 +2,6 @@
 // acquire() asks Entra ID for a fresh token. Caching, single-flight and back-off live in tokens.ts:
 // that is why every call here skips msal's own cache.
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import {
   type AccountInfo,
@@ -18,6 +17,7 @@ import {
 } from "@azure/msal-node";
 import type { CloudConfig, CredentialKind, IdentityConfig } from "../config/types.ts";
 import { type AcquisitionFailure, describeAcquisitionFailure } from "./aadsts.ts";
+import { readPfx } from "./pfx.ts";
 
 export interface AcquiredToken {
   accessToken: string;
@@ -42,26 +42,61 @@ export class TokenAcquisitionError extends Error {
   }
 }
 
-/** A credential kind the running version cannot use yet; serve reports it before listening. */
-export class UnsupportedCredentialError extends Error {
-  override name = "UnsupportedCredentialError";
+/** A credential whose configuration cannot work (missing ids, unreadable or unparsable files). */
+export class CredentialConfigError extends Error {
+  override name = "CredentialConfigError";
 }
 
-const SUPPORTED: ReadonlySet<CredentialKind> = new Set([
-  "clientSecret",
-  "clientSecretFile",
-  "certificate",
-  "workloadIdentity",
-  "user",
-  "managedIdentity",
-]);
-
-export function assertCredentialSupported(identity: IdentityConfig): void {
-  if (!SUPPORTED.has(identity.credential.kind)) {
-    throw new UnsupportedCredentialError(
-      `identity "${identity.name}": credential kind "${identity.credential.kind}" is not yet supported by this version of entra-auth-proxy`,
-    );
+/**
+ * Reads what an identity's credential needs from disk (secret, certificate, PFX, federated token,
+ * password files) so a broken mount or a wrong passphrase is reported at start-up, by `check` and on
+ * reload — not at the first request. Returns problems; reads nothing into long-lived memory.
+ */
+export async function preflightCredential(
+  identity: IdentityConfig,
+  env: NodeJS.ProcessEnv,
+): Promise<string[]> {
+  const c = identity.credential;
+  const problems: string[] = [];
+  const where = `identity "${identity.name}"`;
+  const readable = async (file: string, what: string) => {
+    try {
+      if ((await readFile(file, "utf8")).trim() === "") problems.push(`${where}: ${what} ${file} is empty`);
+    } catch (err) {
+      problems.push(
+        `${where}: cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+  };
+  switch (c.kind) {
+    case "clientSecretFile":
+      await readable(c.clientSecretFile, "clientSecretFile");
+      break;
+    case "certificate":
+      try {
+        await loadCertificateCredential(c);
+      } catch (err) {
+        problems.push(`${where}: certificate: ${(err as Error).message}`);
+      }
+      break;
+    case "workloadIdentity": {
+      const tokenFile = c.tokenFile ?? env.AZURE_FEDERATED_TOKEN_FILE;
+      if (!tokenFile)
+        problems.push(`${where}: workloadIdentity needs tokenFile or AZURE_FEDERATED_TOKEN_FILE`);
+      else await readable(tokenFile, "federated token file");
+      if (!(identity.clientId ?? env.AZURE_CLIENT_ID))
+        problems.push(`${where}: clientId or AZURE_CLIENT_ID is required`);
+      if (!(identity.tenantId ?? env.AZURE_TENANT_ID))
+        problems.push(`${where}: tenantId or AZURE_TENANT_ID is required`);
+      break;
+    }
+    case "user":
+      if (c.passwordFile !== undefined) await readable(c.passwordFile, "passwordFile");
+      break;
+    default:
+      break;
   }
+  return problems;
 }
 
 export interface TokenSourceOptions {
@@ -76,7 +111,6 @@ export function createTokenSource(
   scope: string,
   options: TokenSourceOptions = {},
 ): TokenSource {
-  assertCredentialSupported(identity);
   switch (identity.credential.kind) {
     case "user":
       return new UserPasswordSource(identity, cloud, scope, options);
@@ -202,9 +236,7 @@ abstract class MsalSource implements TokenSource {
     const tenantId = this.identity.tenantId ?? this.env.AZURE_TENANT_ID;
     const clientId = this.identity.clientId ?? this.env.AZURE_CLIENT_ID;
     if (!tenantId || !clientId) {
-      throw new UnsupportedCredentialError(
-        `identity "${this.identity.name}": tenantId and clientId are required`,
-      );
+      throw new CredentialConfigError(`identity "${this.identity.name}": tenantId and clientId are required`);
     }
     // AKS workload identity injects AZURE_AUTHORITY_HOST for the cluster's cloud; honour it unless
     // routes.yaml chose a non-default cloud itself.
@@ -242,7 +274,7 @@ class UserPasswordSource extends MsalSource {
 
   protected async request(): Promise<AuthenticationResult | null> {
     const credential = this.identity.credential;
-    if (credential.kind !== "user") throw new UnsupportedCredentialError("not a user identity");
+    if (credential.kind !== "user") throw new CredentialConfigError("not a user identity");
     this.app ??= new PublicClientApplication({ auth: this.authOptions(), system: this.systemOptions() });
     if (this.account) {
       try {
@@ -318,11 +350,11 @@ class ConfidentialClientSource extends MsalSource {
         this.appSecret = secret;
       }
     }
-    this.app ??= new ConfidentialClientApplication(this.msalConfig());
+    this.app ??= new ConfidentialClientApplication(await this.msalConfig());
     return this.app;
   }
 
-  private msalConfig(): Configuration {
+  private async msalConfig(): Promise<Configuration> {
     const { identity } = this;
     const credential = identity.credential;
     const auth = this.authOptions();
@@ -334,12 +366,12 @@ class ConfidentialClientSource extends MsalSource {
         auth.clientSecret = this.appSecret!;
         break;
       case "certificate":
-        auth.clientCertificate = loadCertificateCredential(credential);
+        auth.clientCertificate = await loadCertificateCredential(credential);
         break;
       case "workloadIdentity": {
         const tokenFile = credential.tokenFile ?? this.env.AZURE_FEDERATED_TOKEN_FILE;
         if (!tokenFile) {
-          throw new UnsupportedCredentialError(
+          throw new CredentialConfigError(
             `identity "${identity.name}": workloadIdentity needs tokenFile or AZURE_FEDERATED_TOKEN_FILE`,
           );
         }
@@ -348,34 +380,41 @@ class ConfidentialClientSource extends MsalSource {
         break;
       }
       default:
-        throw new UnsupportedCredentialError(`credential kind "${credential.kind}" is not supported here`);
+        throw new CredentialConfigError(`credential kind "${credential.kind}" is not supported here`);
     }
     return { auth, system: this.systemOptions() };
   }
 }
 
-/** PEM certificate + key (optionally encrypted): thumbprint computed from the cert, x5c sent. */
-function loadCertificateCredential(credential: {
+/** PEM certificate + key (optionally encrypted), or a PFX: thumbprint computed from the cert, x5c sent. */
+async function loadCertificateCredential(credential: {
   certFile?: string;
   keyFile?: string;
   passphrase?: string;
   pfxFile?: string;
-}): { thumbprintSha256: string; privateKey: string; x5c: string } {
-  if (!credential.certFile || !credential.keyFile) {
-    throw new UnsupportedCredentialError(
-      "certificate: pfxFile is not yet supported; use certFile + keyFile (PEM)",
-    );
+}): Promise<{ thumbprintSha256: string; privateKey: string; x5c: string }> {
+  let certPem: string;
+  let privateKey: string;
+  if (credential.pfxFile) {
+    ({ certPem, keyPem: privateKey } = await readPfx(
+      await readFile(credential.pfxFile),
+      credential.passphrase,
+    ));
+  } else if (credential.certFile && credential.keyFile) {
+    certPem = await readFile(credential.certFile, "utf8");
+    const keyPem = await readFile(credential.keyFile, "utf8");
+    const keyOptions =
+      credential.passphrase === undefined
+        ? { key: keyPem }
+        : { key: keyPem, passphrase: credential.passphrase };
+    privateKey = createPrivateKey(keyOptions).export({ format: "pem", type: "pkcs8" }).toString();
+  } else {
+    throw new CredentialConfigError("certificate needs certFile + keyFile, or pfxFile");
   }
-  const certPem = readFileSync(credential.certFile, "utf8");
-  const cert = new X509Certificate(certPem);
-  const keyPem = readFileSync(credential.keyFile, "utf8");
-  const keyOptions =
-    credential.passphrase === undefined
-      ? { key: keyPem }
-      : { key: keyPem, passphrase: credential.passphrase };
-  const privateKey = createPrivateKey(keyOptions).export({ format: "pem", type: "pkcs8" }).toString();
+  // The first certificate is the leaf (readPfx orders the chain that way); x5c carries the chain.
+  const leaf = new X509Certificate(certPem);
   return {
-    thumbprintSha256: cert.fingerprint256.replaceAll(":", "").toLowerCase(),
+    thumbprintSha256: leaf.fingerprint256.replaceAll(":", "").toLowerCase(),
     privateKey,
     x5c: certPem,
   };

@@ -196,9 +196,13 @@ async function read(data: Buffer, passphrase: string): Promise<PfxContents> {
       }
       case OID.encryptedData: {
         const encrypted = new pkijs.EncryptedData({ schema: info.content });
-        contents = pkijs.SafeContents.fromBER(
-          await decrypt(encrypted.encryptedContentInfo, password, "certificates"),
-        );
+        const plain = await decrypt(encrypted.encryptedContentInfo, password, "certificates");
+        try {
+          contents = pkijs.SafeContents.fromBER(plain);
+        } catch {
+          // Only reachable without a MAC (or with a separate encryption password): the bytes are garbage.
+          throw new PfxError(`${wrongPassphrase(password.empty)} (the decrypted certificates do not parse)`);
+        }
         break;
       }
       case OID.envelopedData:
@@ -237,7 +241,7 @@ function checkIntegrity(pfx: pkijs.PFX, authSafe: Buffer, passphrase: string): P
   // An empty password may have been fed to the KDF as "no password at all" (zero bytes, no terminator).
   if (empty) candidates.push(Buffer.alloc(0));
   // Files from OpenSSL < 1.1.0 converted a non-ASCII passphrase byte-by-byte (its UTF-8 read as Latin-1).
-  if (/[^\x00-\x7f]/.test(passphrase))
+  if (Buffer.byteLength(passphrase, "utf8") !== passphrase.length)
     candidates.push(bmpString(Buffer.from(passphrase, "utf8").toString("latin1")));
 
   const macData = pfx.macData;
@@ -284,9 +288,9 @@ async function collect(
         contentEncryptionAlgorithm: value.encryptionAlgorithm,
         encryptedContent: value.encryptedData,
       });
-      keys.push(privateKey(await decrypt(info, password, "private key"), true));
+      keys.push(privateKey(await decrypt(info, password, "private key"), password));
     } else if (value instanceof pkijs.PrivateKeyInfo) {
-      keys.push(privateKey(Buffer.from(value.toSchema().toBER(false)), false));
+      keys.push(privateKey(Buffer.from(value.toSchema().toBER(false)), undefined));
     } else if (value instanceof pkijs.CertBag) {
       if (
         value.certId === pkijs.id_CertBag_X509Certificate &&
@@ -301,14 +305,16 @@ async function collect(
   }
 }
 
-function privateKey(der: Buffer, decrypted: boolean): KeyObject {
+function privateKey(der: Buffer, password: Password | undefined): KeyObject {
   try {
     return createPrivateKey({ key: der, format: "der", type: "pkcs8" });
   } catch (error) {
     // Without a MAC, a wrong passphrase can decrypt to garbage that still has valid padding.
+    if (password !== undefined) {
+      throw new PfxError(`${wrongPassphrase(password.empty)} (the decrypted private key does not parse)`);
+    }
     throw new PfxError(
-      `the private key in the PFX file is unreadable${decrypted ? " (wrong passphrase for the PFX file?)" : ""}: ` +
-        (error instanceof Error ? error.message : String(error)),
+      `the private key in the PFX file is unreadable: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
 }

@@ -1,11 +1,9 @@
 // entra-auth-proxy check [--config routes.yaml] [--online]
-import { UnsupportedAccessError } from "../access/check.ts";
-import { UnsupportedCredentialError } from "../auth/credentials.ts";
 import { describeAccess } from "../config/describe.ts";
 import { loadConfig } from "../config/load.ts";
 import type { ProxyConfig, RouteConfig } from "../config/types.ts";
 import { formatConfigIssue } from "../errors.ts";
-import { assertServable } from "../server/start.ts";
+import { preflight } from "../server/start.ts";
 import { type CliIO, configPath, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, parseCommandArgs } from "./cli.ts";
 import { reportRouteToken, type TokenCache } from "./token-report.ts";
 
@@ -39,15 +37,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   for (const issue of issues) io.stderr.write(`${formatConfigIssue(issue)}\n`);
   if (!config) return EXIT_USAGE;
 
-  try {
-    assertServable(config);
-  } catch (err) {
-    if (err instanceof UnsupportedCredentialError || err instanceof UnsupportedAccessError) {
-      io.stderr.write(`${file}: ${err.message}\n`);
-      return EXIT_USAGE;
-    }
-    throw err;
-  }
+  const problems = await preflight(config, io.env);
+  for (const problem of problems) io.stderr.write(`${file}: ${problem}\n`);
+  if (problems.length > 0) return EXIT_USAGE;
 
   for (const route of config.routes) io.stdout.write(`${describeRoute(route, config)}\n`);
   if (!values.online) return EXIT_OK;

@@ -3,12 +3,10 @@ import { createHash } from "node:crypto";
 import { type FSWatcher, watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import { UnsupportedAccessError } from "../access/check.ts";
-import { UnsupportedCredentialError } from "../auth/credentials.ts";
 import { loadConfig } from "../config/load.ts";
 import { formatConfigIssue } from "../errors.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
-import { type RunningProxy, startProxy } from "../server/start.ts";
+import { PreflightError, type RunningProxy, startProxy } from "../server/start.ts";
 import { type CliIO, configPath, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, parseCommandArgs } from "./cli.ts";
 
 const HELP = `Usage: entra-auth-proxy serve [--config routes.yaml]
@@ -38,8 +36,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   try {
     proxy = await startProxy(config, { logger, env: io.env });
   } catch (err) {
-    if (err instanceof UnsupportedCredentialError || err instanceof UnsupportedAccessError) {
-      io.stderr.write(`${file}: ${err.message}\n`);
+    if (err instanceof PreflightError) {
+      for (const problem of err.problems) io.stderr.write(`${file}: ${problem}\n`);
       return EXIT_USAGE;
     }
     io.stderr.write(`entra-auth-proxy serve: cannot start: ${(err as Error).message}\n`);
@@ -145,7 +143,7 @@ class ConfigReloader {
       return;
     }
     try {
-      this.proxy.reload(config);
+      await this.proxy.reload(config);
       this.proxy.metrics.configReloads.inc({ result: "success" });
     } catch (err) {
       this.proxy.metrics.configReloads.inc({ result: "failure" });

@@ -6,7 +6,7 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { compileAccessCheck } from "../access/check.ts";
 import { ClientIpResolver } from "../access/client-ip.ts";
-import { assertCredentialSupported, createTokenSource, type TokenSource } from "../auth/credentials.ts";
+import { createTokenSource, preflightCredential, type TokenSource } from "../auth/credentials.ts";
 import { type AcquisitionEvent, type BackoffPolicy, TokenManager, TokenProvider } from "../auth/tokens.ts";
 import { describeAccess } from "../config/describe.ts";
 import type { ProxyConfig } from "../config/types.ts";
@@ -37,22 +37,30 @@ export interface RunningProxy {
   metrics: ProxyMetrics;
   tokens: TokenManager;
   /** Swaps in a new validated config (routes, access, identities); throws and keeps the old one if unservable. */
-  reload(next: ProxyConfig): void;
+  reload(next: ProxyConfig): Promise<void>;
   /** Stops accepting, waits for in-flight requests up to drainMs, then closes everything. */
   close(drainMs?: number): Promise<void>;
 }
 
-/** Fails before listening on anything this version cannot serve (clear error, no crash later). */
-export function assertServable(config: ProxyConfig): void {
-  for (const route of config.routes) {
-    const identity = config.identities[route.identity];
-    if (identity) assertCredentialSupported(identity);
-    compileAccessCheck(route.access);
+/** Problems that would make the config fail at the first request: unreadable credential files etc. */
+export async function preflight(config: ProxyConfig, env: NodeJS.ProcessEnv): Promise<string[]> {
+  const used = new Set(config.routes.map((r) => r.identity));
+  const identities = Object.values(config.identities).filter((i) => used.has(i.name));
+  return (await Promise.all(identities.map((i) => preflightCredential(i, env)))).flat();
+}
+
+export class PreflightError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.join("\n"));
+    this.name = "PreflightError";
+    this.problems = problems;
   }
 }
 
 export async function startProxy(config: ProxyConfig, options: StartOptions): Promise<RunningProxy> {
-  assertServable(config);
+  const problems = await preflight(config, options.env ?? process.env);
+  if (problems.length > 0) throw new PreflightError(problems);
   const { logger } = options;
   const now = options.now ?? Date.now;
   let accepting = true;
@@ -204,8 +212,9 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     adminUrl,
     metrics,
     tokens,
-    reload(next: ProxyConfig): void {
-      assertServable(next);
+    async reload(next: ProxyConfig): Promise<void> {
+      const nextProblems = await preflight(next, options.env ?? process.env);
+      if (nextProblems.length > 0) throw new PreflightError(nextProblems);
       const sameCredentials = (name: string) =>
         JSON.stringify(active.identities[name]) === JSON.stringify(next.identities[name]) &&
         JSON.stringify(active.cloud) === JSON.stringify(next.cloud);

@@ -42,7 +42,7 @@ test("demo starts, prints curl lines, and the first one succeeds; Ctrl-C stops i
   assert.equal(code, 0);
 });
 
-test("serve exits 1 with file:line errors for a bad config, and for an unsupported identity kind", async (t) => {
+test("serve exits 1 with file:line errors for a bad config, and for an unreadable credential file", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "eap-cli-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, "routes.yaml");
@@ -51,6 +51,24 @@ test("serve exits 1 with file:line errors for a bad config, and for an unsupport
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /routes\.yaml:2:9 listen\.port/);
   assert.match(bad.stderr, /routes\.yaml:4:1 bogus/);
+  // Valid YAML, but the secret file it names does not exist: refused before listening.
+  await writeFile(
+    file,
+    `identities:
+  app:
+    tenantId: contoso.onmicrosoft.com
+    clientId: 00000000-0000-0000-0000-0000000000aa
+    clientSecretFile: ${join(dir, "missing-secret")}
+routes:
+  - { prefix: /pp, service: powerplatform, identity: app, access: { anonymous: true } }
+`,
+  );
+  const missing = await run(process.execPath, [MAIN, "serve", "--config", file]).catch((e) => e);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /identity "app": cannot read clientSecretFile .*missing-secret: ENOENT/);
+  const checked = await run(process.execPath, [MAIN, "check", "--config", file]).catch((e) => e);
+  assert.equal(checked.code, 1);
+  assert.match(checked.stderr, /cannot read clientSecretFile/);
   const unknown = await run(process.execPath, [MAIN, "serve", "--bogus-flag"]).catch((e) => e);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /bogus-flag/);

@@ -1,15 +1,19 @@
 // Every identity kind acquires, through real msal-node, a token the mock upstream accepts; the
 // common Entra failures produce the right AADSTS code and hint.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { promisify } from "node:util";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { DEMO_TENANT, type DemoWorld } from "../../src/demo/stack.ts";
 import { startStack } from "../helpers/stack.ts";
 import { singleIdentityYaml } from "../helpers/yaml.ts";
+
+const run = promisify(execFile);
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "eap-id-"));
@@ -54,6 +58,38 @@ certificate: { certFile: \${CERT_FILE}, keyFile: \${KEY_FILE}, passphrase: \${KE
   const claims = await claimsOf(await stack.call("/powerplatform/x", { key: false }));
   assert.equal(claims.appid, clientId);
   assert.equal(claims.aud, "https://api.powerplatform.com");
+});
+
+test("certificate from a PFX file (openssl pkcs12 -export): token accepted", async (t) => {
+  const dir = await tempDir(t);
+  const clientId = randomUUID();
+  const stack = await startStack(t, {
+    yaml: singleIdentityYaml(`tenantId: \${TENANT_ID}
+clientId: \${PFX_CLIENT_ID}
+certificate: { pfxFile: \${PFX_FILE}, passphrase: pfx-pass }`),
+    async prepare(world) {
+      const cert = await world.pki.issue({ commonName: "erp-proxy-pfx", client: true });
+      await writeFile(join(dir, "cert.pem"), cert.cert);
+      await writeFile(join(dir, "key.pem"), cert.key);
+      // openssl is part of the machine image (and of every Debian/Ubuntu CI runner).
+      await run("openssl", [
+        "pkcs12",
+        "-export",
+        "-in",
+        join(dir, "cert.pem"),
+        "-inkey",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "app.pfx"),
+        "-passout",
+        "pass:pfx-pass",
+      ]);
+      world.emulator.addApp({ tenantId: DEMO_TENANT, clientId, certificates: [cert.cert] });
+      return { PFX_CLIENT_ID: clientId, PFX_FILE: join(dir, "app.pfx") };
+    },
+  });
+  const claims = await claimsOf(await stack.call("/powerplatform/x", { key: false }));
+  assert.equal(claims.appid, clientId);
 });
 
 test("clientSecretFile: a rotated secret file is picked up by the next acquisition", async (t) => {
