@@ -3,6 +3,7 @@
 import express from "express";
 import helmet from "helmet";
 import type { Registry } from "prom-client";
+import type { RecentEvent } from "./recent-events.ts";
 
 export interface ReadinessItem {
   identity: string;
@@ -13,15 +14,28 @@ export interface ReadinessItem {
 
 export interface StatusSnapshot {
   ready: boolean;
-  routes: Array<{ prefix: string; upstream: string; identity: string; scope: string; access: string }>;
+  generatedAt: string;
+  routes: Array<{
+    prefix: string;
+    upstream: string;
+    identity: string;
+    scope: string;
+    access: string;
+    upstream401LastHour: number;
+  }>;
   tokens: Array<{
     identity: string;
+    kind: string;
     scope: string;
     valid: boolean;
     expiresAt?: string;
+    expiresInSeconds?: number;
     lastResult?: string;
+    lastAttemptAt?: string;
     lastError?: { error: string; message: string; hint: string };
   }>;
+  /** Upstream 401s and failed refreshes of the last hour, newest first. */
+  recentEvents: Array<Omit<RecentEvent, "at"> & { at: string }>;
 }
 
 export interface AdminDeps {
@@ -57,32 +71,91 @@ export function createAdminApp(deps: AdminDeps): express.Express {
   app.get("/status", (_req, res) => {
     res.type("html").send(renderStatusPage(deps.status()));
   });
+  // The countdown script is a file of its own: helmet's Content-Security-Policy forbids inline scripts.
+  app.get("/status.js", (_req, res) => {
+    res.type("text/javascript").set("cache-control", "no-cache").send(STATUS_SCRIPT);
+  });
   app.use((_req, res) => {
     res.status(404).json({ error: "not found" });
   });
   return app;
 }
 
+const STATUS_SCRIPT = `// Counts token expiries down every second from the data-expires attributes.
+function tick() {
+  for (const el of document.querySelectorAll("[data-expires]")) {
+    const left = Math.round((Date.parse(el.dataset.expires) - Date.now()) / 1000);
+    el.textContent = left > 0 ? "in " + Math.floor(left / 60) + "m " + (left % 60) + "s" : "expired";
+    el.className = left > 300 ? "ok" : left > 0 ? "warn" : "bad";
+  }
+}
+tick();
+setInterval(tick, 1000);
+`;
+
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function renderStatusPage(status: StatusSnapshot): string {
+function cells(values: string[]): string {
+  return `<tr>${values.map((v) => `<td>${v}</td>`).join("")}</tr>`;
+}
+
+export function renderStatusPage(status: StatusSnapshot): string {
+  const e = escapeHtml;
   const routes = status.routes
-    .map(
-      (r) =>
-        `<tr><td>${escapeHtml(r.prefix)}</td><td>${escapeHtml(r.upstream)}</td><td>${escapeHtml(r.identity)}</td><td>${escapeHtml(r.scope)}</td><td>${escapeHtml(r.access)}</td></tr>`,
+    .map((r) =>
+      cells([
+        `<code>${e(r.prefix)}</code>`,
+        e(r.upstream),
+        e(r.identity),
+        `<code>${e(r.scope)}</code>`,
+        e(r.access),
+        `<span class="${r.upstream401LastHour > 0 ? "warn" : "ok"}">${r.upstream401LastHour}</span>`,
+      ]),
     )
     .join("");
   const tokens = status.tokens
-    .map(
-      (t) =>
-        `<tr><td>${escapeHtml(t.identity)}</td><td>${escapeHtml(t.scope)}</td><td>${t.valid ? "valid" : "none"}</td><td>${escapeHtml(t.expiresAt ?? "—")}</td><td>${escapeHtml(t.lastResult ?? "—")}</td><td>${escapeHtml(t.lastError ? `${t.lastError.error}: ${t.lastError.hint}` : "")}</td></tr>`,
+    .map((t) =>
+      cells([
+        e(t.identity),
+        e(t.kind),
+        `<code>${e(t.scope)}</code>`,
+        t.valid ? '<span class="ok">valid</span>' : '<span class="bad">none</span>',
+        t.expiresAt ? `<span data-expires="${e(t.expiresAt)}">${e(t.expiresAt)}</span>` : "—",
+        t.lastResult === "failure"
+          ? `<span class="bad">failure</span>${t.lastError ? ` <code>${e(t.lastError.error)}</code>` : ""}`
+          : e(t.lastResult ?? "—"),
+        t.lastError ? e(t.lastError.hint) : "",
+      ]),
     )
     .join("");
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>entra-auth-proxy status</title></head>
-<body><h1>entra-auth-proxy</h1><p>Ready: <strong>${status.ready ? "yes" : "no"}</strong> · <a href="/metrics">metrics</a> · <a href="/status.json">status.json</a></p>
-<h2>Routes</h2><table><thead><tr><th>Prefix</th><th>Upstream</th><th>Identity</th><th>Scope</th><th>Access</th></tr></thead><tbody>${routes}</tbody></table>
-<h2>Tokens</h2><table><thead><tr><th>Identity</th><th>Scope</th><th>State</th><th>Expires</th><th>Last refresh</th><th>Last error</th></tr></thead><tbody>${tokens}</tbody></table>
+  const events =
+    status.recentEvents.length === 0
+      ? '<p class="ok">No upstream 401s or refresh failures in the last hour.</p>'
+      : `<table><thead><tr><th>Time</th><th>Event</th><th>Route / identity</th><th>Detail</th></tr></thead><tbody>${status.recentEvents
+          .map((ev) => cells([e(ev.at), e(ev.kind.replace("_", " ")), e(ev.subject), e(ev.detail)]))
+          .join("")}</tbody></table>`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>entra-auth-proxy status</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1b1b}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem;width:100%}
+th,td{border-bottom:1px solid #ddd;padding:.35rem .6rem;text-align:left;vertical-align:top}
+th{background:#f4f4f4}code{font-size:12px}
+.ok{color:#0a7a2f}.warn{color:#a86400}.bad{color:#b3261e;font-weight:600}
+</style>
+<script src="/status.js" defer></script></head>
+<body>
+<h1>entra-auth-proxy</h1>
+<p>Ready: <strong class="${status.ready ? "ok" : "bad"}" id="ready">${status.ready ? "yes" : "no"}</strong>
+ · generated ${e(status.generatedAt)} · <a href="/metrics">metrics</a> · <a href="/status.json">status.json</a></p>
+<h2>Routes</h2>
+<table><thead><tr><th>Prefix</th><th>Upstream</th><th>Identity</th><th>Scope</th><th>Access</th><th>Upstream 401s (1 h)</th></tr></thead><tbody>${routes}</tbody></table>
+<h2>Tokens</h2>
+<table><thead><tr><th>Identity</th><th>Kind</th><th>Scope</th><th>State</th><th>Expires</th><th>Last refresh</th><th>Hint</th></tr></thead><tbody>${tokens}</tbody></table>
+<h2>Recent events</h2>
+${events}
 </body></html>`;
 }

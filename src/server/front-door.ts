@@ -14,6 +14,7 @@ import { ProxyError } from "../errors.ts";
 import type { Logger } from "../observability/logger.ts";
 import { safePath } from "../observability/logger.ts";
 import type { ProxyMetrics } from "../observability/metrics.ts";
+import type { RecentEvents } from "../observability/recent-events.ts";
 import type { Forwarder, ForwardOptions } from "../proxy/forward.ts";
 import { pickRequestId, prepareRequestHeaders, responseHeaders } from "../proxy/headers.ts";
 import { sendWithLinkRewrite } from "../proxy/link-rewrite.ts";
@@ -73,6 +74,7 @@ export interface FrontDoorDeps {
   forwarder: Forwarder;
   metrics: ProxyMetrics;
   logger: Logger;
+  events: RecentEvents;
 }
 
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -269,6 +271,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
           return;
         }
         metrics.upstream401.inc({ route: route.label });
+        deps.events.record("upstream_401", route.label, retried ? "after retry with a new token" : "");
         // The token was refused (revoked, rotated, stale roles): renew it. The 401 stays paused
         // meanwhile; a replayable request is retried once with the new token, anything else gets it.
         route.tokens.renewAfterRejection(bearer).then(

@@ -14,6 +14,7 @@ import { ProxyError, rawProblemResponse } from "../errors.ts";
 import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type ProxyMetrics } from "../observability/metrics.ts";
+import { RecentEvents } from "../observability/recent-events.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { Router } from "../proxy/router.ts";
 import { createFrontDoor, type RouteRuntime, type Routing, routeRuntime } from "./front-door.ts";
@@ -91,7 +92,10 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     { defaultMetrics: options.defaultMetrics ?? true },
   );
 
+  const events = new RecentEvents(200, now);
+
   function onAcquisition(e: AcquisitionEvent): void {
+    if (e.result === "failure") events.record("refresh_failure", e.identity, e.error);
     metrics.tokenRefreshes.inc({
       identity: e.identity,
       scope: e.scope,
@@ -131,7 +135,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   };
   let routing = buildRouting(config);
   const forwarder = new Forwarder();
-  const frontDoor = createFrontDoor({ routing: () => routing, forwarder, metrics, logger });
+  const frontDoor = createFrontDoor({ routing: () => routing, forwarder, metrics, logger, events });
 
   const serverOptions: http.ServerOptions = {
     headersTimeout: 20_000,
@@ -170,23 +174,36 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
           : "no token acquired yet";
       return { identity: p.identity, scope: p.scope, ready, reason };
     });
+  const HOUR = 3_600_000;
   const status = (): StatusSnapshot => ({
     ready: accepting && readiness().every((r) => r.ready),
+    generatedAt: new Date(now()).toISOString(),
     routes: active.routes.map((r) => ({
       prefix: r.prefix,
       upstream: r.upstream,
       identity: r.identity,
       scope: r.scope,
       access: describeAccess(r.access),
+      upstream401LastHour: events.count("upstream_401", r.prefix, HOUR),
     })),
     tokens: tokens.all().map((p) => {
       const s = p.state();
-      const t: StatusSnapshot["tokens"][number] = { identity: s.identity, scope: s.scope, valid: s.valid };
-      if (s.expiresOn) t.expiresAt = new Date(s.expiresOn).toISOString();
+      const t: StatusSnapshot["tokens"][number] = {
+        identity: s.identity,
+        kind: active.identities[s.identity]?.credential.kind ?? "unknown",
+        scope: s.scope,
+        valid: s.valid,
+      };
+      if (s.expiresOn) {
+        t.expiresAt = new Date(s.expiresOn).toISOString();
+        t.expiresInSeconds = Math.round((s.expiresOn - now()) / 1000);
+      }
       if (s.lastResult) t.lastResult = s.lastResult;
+      if (s.lastAttemptAt !== undefined) t.lastAttemptAt = new Date(s.lastAttemptAt).toISOString();
       if (s.lastError) t.lastError = s.lastError;
       return t;
     }),
+    recentEvents: events.list(HOUR).map((ev) => ({ ...ev, at: new Date(ev.at).toISOString() })),
   });
   const adminServer = http.createServer(
     createAdminApp({ registry: metrics.registry, readiness, accepting: () => accepting, status }),
