@@ -50,7 +50,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   demo API key ${key}
 
 Try:
-  curl -s -H 'X-Api-Key: ${key}' '${p}/powerplatform/environmentmanagement/environments?api-version=2022-03-01-preview'
+  curl -s -H 'X-Api-Key: ${key}' '${p}/powerplatform/environmentmanagement/environments?api-version=2024-10-01'
   curl -s -H 'X-Api-Key: ${key}' '${p}/powerapps/providers/Microsoft.PowerApps/apps?api-version=2016-11-01'
   curl -s -X POST -H 'X-Api-Key: ${key}' -H 'Content-Type: application/json' -d '{"orderId":42}' ${p}/flows/order-created
   curl -s -u 'erp:${key}' ${p}/lcs/databasemovement/v1/databasemovement/jobs

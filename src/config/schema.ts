@@ -471,7 +471,7 @@ export const routeSchema = z.strictObject({
         ctx.addIssue({
           code: "custom",
           message:
-            'this trigger URL carries a SAS signature (sig=); the proxy calls Entra ID-secured HTTP triggers with a bearer token, and those do not use SAS signatures. Set the trigger to "Any user in my tenant" (or "Specific users") and copy its URL from *.environment.api.powerplatform.com, which has no sig',
+            'this trigger URL carries a SAS signature (sig=); the proxy calls Entra ID-secured HTTP triggers with a bearer token, and those do not use SAS signatures. Set the trigger to "Any user in my tenant" (or "Specific users") and copy the trigger URL shown for that setting, which carries no sig',
         });
       }
     })

@@ -5,7 +5,8 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:
 import { rewriteWithMappings, type UrlMapping } from "./rewrite.ts";
 
 export const LINK_REWRITE_MAX_BYTES = 4 * 1024 * 1024;
-const LINK_KEYS = new Set(["@odata.nextLink", "nextLink", "@odata.deltaLink"]);
+/** Compared in lower case: Microsoft's APIs spell it both @odata.nextLink and @odata.nextlink. */
+const LINK_KEYS = new Set(["@odata.nextlink", "nextlink", "@odata.deltalink"]);
 
 export type LinkRewriteResult =
   | "rewritten"
@@ -26,7 +27,7 @@ export function rewriteLinksIn(value: unknown, mappings: readonly UrlMapping[]):
   let changed = false;
   const record = value as Record<string, unknown>;
   for (const [key, v] of Object.entries(record)) {
-    if (LINK_KEYS.has(key) && typeof v === "string") {
+    if (typeof v === "string" && LINK_KEYS.has(key.toLowerCase())) {
       const rewritten = rewriteWithMappings(v, mappings);
       if (rewritten !== v) {
         record[key] = rewritten;

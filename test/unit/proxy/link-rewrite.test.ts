@@ -16,12 +16,14 @@ test("links are rewritten at any depth; other strings are left alone", () => {
     "@odata.nextLink": "https://api.powerapps.com/x?$skiptoken=1",
     value: [{ nextLink: "https://api.powerapps.com/y", name: "https://api.powerapps.com/not-a-link" }],
     other: { "@odata.deltaLink": "https://elsewhere.example/z" },
+    lower: { "@odata.nextlink": "https://api.powerapps.com/lower" },
   };
   assert.equal(rewriteLinksIn(doc, MAPPINGS), true);
   assert.equal(doc["@odata.nextLink"], "https://proxy.example/apps/x?$skiptoken=1");
   assert.equal(doc.value[0]!.nextLink, "https://proxy.example/apps/y");
   assert.equal(doc.value[0]!.name, "https://api.powerapps.com/not-a-link");
   assert.equal(doc.other["@odata.deltaLink"], "https://elsewhere.example/z");
+  assert.equal(doc.lower["@odata.nextlink"], "https://proxy.example/apps/lower", "lower-case spelling too");
 });
 
 /** Serves `body` from an upstream and relays it through sendWithLinkRewrite with the given cap. */
