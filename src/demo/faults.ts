@@ -16,6 +16,8 @@ export interface Fault {
   malformed?: boolean;
   /** How many matching requests it hits; default: until `clearFaults()`. */
   times?: number;
+  /** Hit only this fraction of matching requests (0–1), at random; default: every one. */
+  probability?: number;
   match?: { clientId?: string; grantType?: string };
 }
 
@@ -47,7 +49,9 @@ export class FaultInjector {
 
   /** The first fault that matches the request, counted as used. */
   take(target: FaultTarget): Fault | undefined {
-    const entry = this.#active.find((f) => f.remaining > 0 && matches(f.fault, target));
+    const entry = this.#active.find(
+      (f) => f.remaining > 0 && matches(f.fault, target) && Math.random() < (f.fault.probability ?? 1),
+    );
     if (!entry) return undefined;
     entry.remaining -= 1;
     if (entry.remaining <= 0) this.#active = this.#active.filter((f) => f !== entry);

@@ -32,13 +32,16 @@ export function parseObjects(text: string, source: string): K8sObject[] {
 export function kustomizeLite(dir: string): K8sObject[] {
   const k = parse(readFileSync(join(dir, "kustomization.yaml"), "utf8")) as Kustomization;
   const unsupported = Object.keys(k).filter((key) => !SUPPORTED.has(key));
-  if (unsupported.length > 0) throw new Error(`${dir}: kustomize-lite does not support ${unsupported.join(", ")}`);
+  if (unsupported.length > 0)
+    throw new Error(`${dir}: kustomize-lite does not support ${unsupported.join(", ")}`);
 
   const objects: K8sObject[] = [];
   for (const resource of k.resources ?? []) {
     const path = join(dir, resource);
     objects.push(
-      ...(statSync(path).isDirectory() ? kustomizeLite(path) : parseObjects(readFileSync(path, "utf8"), path)),
+      ...(statSync(path).isDirectory()
+        ? kustomizeLite(path)
+        : parseObjects(readFileSync(path, "utf8"), path)),
     );
   }
 
@@ -57,7 +60,9 @@ export function kustomizeLite(dir: string): K8sObject[] {
   }
 
   for (const p of k.patches ?? []) {
-    const patch = parse(p.path === undefined ? p.patch! : readFileSync(join(dir, p.path), "utf8")) as K8sObject;
+    const patch = parse(
+      p.path === undefined ? p.patch! : readFileSync(join(dir, p.path), "utf8"),
+    ) as K8sObject;
     const index = objects.findIndex((o) => o.kind === patch.kind && o.metadata.name === patch.metadata.name);
     if (index < 0) throw new Error(`${dir}: patch target ${patch.kind}/${patch.metadata.name} not found`);
     objects[index] = strategicMerge(objects[index], patch) as K8sObject;

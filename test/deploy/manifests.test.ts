@@ -1,0 +1,669 @@
+// Deployment artefacts: the Dockerfile and the kustomize trees under k8s/. Renders each tree (with
+// `kubectl kustomize`, or test/deploy/kustomize-lite.ts where kubectl is missing), validates every
+// object against the Kubernetes schemas, and checks the cross-references a typo would silently break:
+// probe and Service ports, the config mount against the image's CMD, the routes.yaml in the ConfigMap
+// against the config loader, grace period against drain timeout, selectors against pod labels.
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join, posix } from "node:path";
+import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+import { Deployment as DeploymentModel } from "kubernetes-models/apps/v1/Deployment";
+import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
+import { Ingress as IngressModel } from "kubernetes-models/networking.k8s.io/v1/Ingress";
+import { NetworkPolicy as NetworkPolicyModel } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { Secret } from "kubernetes-models/v1/Secret";
+import { Service as ServiceModel } from "kubernetes-models/v1/Service";
+import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
+import picomatch from "picomatch";
+import { parse } from "yaml";
+import { parseConfig } from "../../src/config/load.ts";
+import type { ProxyConfig } from "../../src/config/types.ts";
+import { type K8sObject, kustomizeLite, parseObjects } from "./kustomize-lite.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
+
+// ---------------------------------------------------------------------------------------------
+// Rendering and schema validation
+
+const KUBECTL = spawnSync("kubectl", ["version", "--client"], { stdio: "ignore" }).status === 0;
+
+const rendered = new Map<string, K8sObject[]>();
+function render(dir: string): K8sObject[] {
+  let objects = rendered.get(dir);
+  if (!objects) {
+    objects = KUBECTL
+      ? parseObjects(execFileSync("kubectl", ["kustomize", join(ROOT, dir)], { encoding: "utf8" }), dir)
+      : kustomizeLite(join(ROOT, dir));
+    rendered.set(dir, objects);
+  }
+  return structuredClone(objects); // tests may sort or edit what they get
+}
+
+type ModelClass = new (data: never) => { validate(): void };
+const MODELS: Record<string, ModelClass> = {
+  "v1/ConfigMap": ConfigMap,
+  "v1/Secret": Secret,
+  "v1/Service": ServiceModel,
+  "v1/ServiceAccount": ServiceAccount,
+  "apps/v1/Deployment": DeploymentModel,
+  "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+  "autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler,
+  "networking.k8s.io/v1/NetworkPolicy": NetworkPolicyModel,
+  "networking.k8s.io/v1/Ingress": IngressModel,
+  "monitoring.coreos.com/v1/ServiceMonitor": ServiceMonitor,
+};
+
+function validateSchema(obj: K8sObject): void {
+  const Model = MODELS[`${obj.apiVersion}/${obj.kind}`];
+  assert.ok(Model, `${obj.apiVersion} ${obj.kind}: no schema here; add its model to MODELS`);
+  try {
+    new Model(obj as never).validate();
+  } catch (err) {
+    const details = (err as { errors?: unknown }).errors;
+    assert.fail(`${obj.kind}/${obj.metadata.name}: ${(err as Error).message} ${JSON.stringify(details)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The few object shapes the cross-checks read
+
+type Labels = Record<string, string>;
+type PortRef = string | number;
+interface Probe {
+  httpGet?: { path: string; port: PortRef };
+}
+interface SecurityContext {
+  runAsNonRoot?: boolean;
+  runAsUser?: number;
+  readOnlyRootFilesystem?: boolean;
+  allowPrivilegeEscalation?: boolean;
+  capabilities?: { drop?: string[] };
+  seccompProfile?: { type: string };
+}
+interface Container {
+  name: string;
+  args?: string[];
+  ports?: { name?: string; containerPort: number; protocol?: string }[];
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
+  lifecycle?: { preStop?: { sleep?: { seconds: number } } };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: SecurityContext;
+  volumeMounts?: { name: string; mountPath: string; subPath?: string }[];
+}
+interface PodSpec {
+  serviceAccountName?: string;
+  terminationGracePeriodSeconds?: number;
+  securityContext?: SecurityContext;
+  topologySpreadConstraints?: { labelSelector?: { matchLabels?: Labels } }[];
+  containers: Container[];
+  volumes?: {
+    name: string;
+    configMap?: { name: string; items?: { key: string; path: string }[] };
+    emptyDir?: object;
+  }[];
+}
+interface Deployment extends K8sObject {
+  spec: {
+    replicas?: number;
+    selector: { matchLabels: Labels };
+    template: { metadata: { labels: Labels }; spec: PodSpec };
+  };
+}
+interface Service extends K8sObject {
+  spec: { selector: Labels; ports: { name?: string; port: number; targetPort?: PortRef }[] };
+}
+interface NetworkPolicyPeer {
+  namespaceSelector?: { matchLabels?: Labels };
+  podSelector?: { matchLabels?: Labels };
+}
+interface NetworkPolicyPort {
+  port?: PortRef;
+  protocol?: string;
+}
+interface NetworkPolicy extends K8sObject {
+  spec: {
+    podSelector: { matchLabels: Labels };
+    policyTypes: string[];
+    ingress?: { from?: NetworkPolicyPeer[]; ports?: NetworkPolicyPort[] }[];
+    egress?: { to?: NetworkPolicyPeer[]; ports?: NetworkPolicyPort[] }[];
+  };
+}
+interface Ingress extends K8sObject {
+  spec: {
+    ingressClassName?: string;
+    tls?: { hosts?: string[]; secretName?: string }[];
+    rules: {
+      host?: string;
+      http: { paths: { backend: { service: { name: string; port: { name?: string; number?: number } } } }[] };
+    }[];
+  };
+}
+
+function find<T extends K8sObject>(objects: K8sObject[], kind: string, name?: string): T {
+  const matches = objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+  assert.equal(matches.length, 1, `expected exactly one ${kind}${name ? `/${name}` : ""}`);
+  return matches[0] as T;
+}
+
+const containerOf = (d: Deployment): Container => {
+  assert.equal(d.spec.template.spec.containers.length, 1, "one container");
+  return d.spec.template.spec.containers[0]!;
+};
+
+/** The container port a probe, Service or NetworkPolicy refers to, by name or number. */
+function containerPort(c: Container, ref: PortRef | undefined): number | undefined {
+  return c.ports?.find((p) => (typeof ref === "number" ? p.containerPort === ref : p.name === ref))
+    ?.containerPort;
+}
+
+const selects = (selector: Labels | undefined, labels: Labels) =>
+  selector !== undefined &&
+  Object.keys(selector).length > 0 &&
+  Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+// ---------------------------------------------------------------------------------------------
+// Dockerfile
+
+interface Instruction {
+  op: string;
+  args: string;
+  stage: number;
+}
+
+function parseDockerfile(text: string): Instruction[] {
+  let stage = -1;
+  return text
+    .replace(/\\\r?\n/g, " ") // line continuations
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"))
+    .map((line) => {
+      const [, op = "", args = ""] = /^(\S+)\s*(.*)$/.exec(line) ?? [];
+      if (op.toUpperCase() === "FROM") stage++;
+      return { op: op.toUpperCase(), args, stage };
+    });
+}
+
+const dockerfile = parseDockerfile(read("Dockerfile"));
+const finalStage = dockerfile.filter((i) => i.stage === Math.max(...dockerfile.map((d) => d.stage)));
+const jsonArgs = (op: string): string[] => {
+  const found = finalStage.filter((i) => i.op === op);
+  assert.equal(found.length, 1, `one ${op} in the final stage`);
+  return JSON.parse(found[0]!.args) as string[];
+};
+/** The routes.yaml path the image serves by default: CMD's --config (the Deployment passes no args). */
+const CONFIG_PATH = (() => {
+  const cmd = jsonArgs("CMD");
+  return cmd[cmd.indexOf("--config") + 1]!;
+})();
+const IMAGE_UID = Number(/^(\d+)/.exec(finalStage.findLast((i) => i.op === "USER")?.args ?? "")?.[1]);
+
+/** .dockerignore in Docker's sense, reduced: the last matching rule wins, a rule on a folder covers its contents. */
+function dockerIgnored(path: string): boolean {
+  const rules = read(".dockerignore")
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"))
+    .map((l) => {
+      const negate = l.startsWith("!");
+      const pattern = (negate ? l.slice(1) : l).replace(/^\/+|\/+$/g, "");
+      return { negate, match: picomatch(pattern, { dot: true }) };
+    });
+  const parts = posix.normalize(path).replace(/\/+$/, "").split("/");
+  const selfAndParents = parts.map((_, i) => parts.slice(0, i + 1).join("/"));
+  let ignored = false;
+  for (const rule of rules) if (selfAndParents.some((p) => rule.match(p))) ignored = !rule.negate;
+  return ignored;
+}
+
+describe("Dockerfile", () => {
+  test("every FROM pins an exact Node 24 image (no latest, no bare node:24)", () => {
+    const stageNames = new Set<string>();
+    const froms = dockerfile.filter((i) => i.op === "FROM");
+    assert.ok(froms.length >= 2, "multi-stage");
+    for (const { args } of froms) {
+      const [image = "", , alias] = args.replace(/--platform=\S+\s+/, "").split(/\s+/);
+      if (!stageNames.has(image)) {
+        assert.match(image, /^node:24\.\d+\.\d+(-[a-z0-9.-]+)?(@sha256:[0-9a-f]{64})?$/, `FROM ${args}`);
+      }
+      if (alias) stageNames.add(alias);
+    }
+  });
+
+  test("the final stage runs as a numeric non-root user with NODE_ENV=production", () => {
+    const user = finalStage.findLast((i) => i.op === "USER");
+    assert.match(user?.args ?? "", /^\d+(:\d+)?$/, "numeric USER (runAsNonRoot can only verify numbers)");
+    assert.ok(IMAGE_UID > 0, "not root");
+    assert.ok(
+      finalStage.some((i) => i.op === "ENV" && /\bNODE_ENV=production\b/.test(i.args)),
+      "ENV NODE_ENV=production",
+    );
+  });
+
+  test("dependencies are installed without dev dependencies, and the node binary package is dev-only", () => {
+    // Every stage counts: the final stage copies node_modules from the build stage.
+    const installs = dockerfile.filter((i) => i.op === "RUN" && /\bnpm\s+(ci|install|i)\b/.test(i.args));
+    assert.ok(installs.length > 0, "an npm ci");
+    for (const i of installs) assert.match(i.args, /--omit=dev\b/, i.args);
+    const lock = JSON.parse(read("package-lock.json")) as { packages: Record<string, { dev?: boolean }> };
+    assert.equal(
+      lock.packages["node_modules/node"]?.dev,
+      true,
+      "the `node` package must stay a devDependency",
+    );
+  });
+
+  test("entrypoint, command, healthcheck and ports", () => {
+    assert.deepEqual(jsonArgs("ENTRYPOINT"), ["entra-auth-proxy"]);
+    assert.deepEqual(jsonArgs("CMD"), ["serve", "--config", "/etc/entra-auth-proxy/routes.yaml"]);
+    // `entra-auth-proxy` resolves on PATH to the package's bin launcher inside /app.
+    const bin = (JSON.parse(read("package.json")) as { bin: Record<string, string> }).bin[
+      "entra-auth-proxy"
+    ]!;
+    const link = `ln -s ${posix.join("/app", bin)} /usr/local/bin/entra-auth-proxy`;
+    assert.ok(
+      finalStage.some((i) => i.op === "RUN" && i.args.includes(link)),
+      `the final stage runs ${link}`,
+    );
+    assert.match(read(bin), /^#!\/usr\/bin\/env node\n/);
+    const health = finalStage.find((i) => i.op === "HEALTHCHECK");
+    assert.match(health?.args ?? "", /CMD .*http:\/\/127\.0\.0\.1:9090\/healthz/);
+    const exposed = finalStage.filter((i) => i.op === "EXPOSE").flatMap((i) => i.args.split(/\s+/));
+    assert.deepEqual(exposed.sort(), ["8080", "9090"]);
+  });
+
+  test("every COPY source exists and is in the build context; dist/ and node_modules are not", () => {
+    for (const { args } of dockerfile.filter((i) => i.op === "COPY" && !/--from=/.test(i.args))) {
+      const sources = args.split(/\s+/).filter((a) => !a.startsWith("--"));
+      for (const src of sources.slice(0, -1)) {
+        assert.ok(existsSync(join(ROOT, src)), `COPY ${src}: missing in the repository`);
+        assert.ok(!dockerIgnored(src), `COPY ${src}: excluded by .dockerignore`);
+      }
+    }
+    // dist/ especially: the launcher prefers a (possibly stale) dist/main.js over src/.
+    for (const path of [
+      "dist/main.js",
+      "node_modules/yaml",
+      ".git",
+      "test/unit",
+      "docs",
+      "test-results",
+      ".env",
+    ]) {
+      assert.ok(dockerIgnored(path), `${path} must be excluded by .dockerignore`);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Kubernetes
+
+const exampleSecret = parseObjects(read("k8s/base/secret.example.yaml"), "secret.example.yaml")[0]!;
+const exampleSecretData = exampleSecret["stringData"] as Record<string, string>;
+
+/** The environment the container would see: its env, the example Secret, and the webhook's variables. */
+function containerEnv(d: Deployment): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const e of containerOf(d).env ?? []) {
+    const ref = e.valueFrom?.secretKeyRef;
+    env[e.name] = ref ? exampleSecretData[ref.key] : e.value;
+  }
+  if (d.spec.template.metadata.labels["azure.workload.identity/use"] === "true") {
+    Object.assign(env, {
+      AZURE_TENANT_ID: "00000000-0000-0000-0000-000000000000",
+      AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000000",
+      AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/azure/tokens/azure-identity-token",
+      AZURE_AUTHORITY_HOST: "https://login.microsoftonline.com/",
+    });
+  }
+  return env;
+}
+
+/** routes.yaml as mounted at CONFIG_PATH, loaded with the project's own config loader. */
+function mountedConfig(objects: K8sObject[]): { text: string; config: ProxyConfig } {
+  const d = find<Deployment>(objects, "Deployment");
+  const c = containerOf(d);
+  assert.equal(c.args, undefined, "no args: the image's CMD (and its --config) applies");
+  const dir = posix.dirname(CONFIG_PATH);
+  const mount = c.volumeMounts?.find((m) =>
+    m.subPath === undefined ? m.mountPath === dir : m.mountPath === CONFIG_PATH,
+  );
+  assert.ok(mount, `a volume mounted at ${dir}`);
+  const volume = d.spec.template.spec.volumes?.find((v) => v.name === mount.name);
+  assert.ok(volume?.configMap, `volume ${mount.name} is a ConfigMap`);
+  const fileName = mount.subPath ?? posix.basename(CONFIG_PATH);
+  const key = volume.configMap.items
+    ? volume.configMap.items.find((i) => i.path === fileName)?.key
+    : fileName;
+  assert.ok(key, `the ConfigMap volume projects ${fileName}`);
+  const cm = find(objects, "ConfigMap", volume.configMap.name);
+  const text = (cm["data"] as Record<string, string>)[key];
+  assert.ok(text, `ConfigMap ${cm.metadata.name} has key ${key}`);
+
+  const { config, issues } = parseConfig(text, CONFIG_PATH, containerEnv(d), {
+    now: Date.parse("2026-01-01"),
+  });
+  assert.deepEqual(
+    issues.filter((i) => i.severity === "error").map((i) => `${i.location} ${i.path}: ${i.message}`),
+    [],
+  );
+  assert.ok(config);
+  return { text, config };
+}
+
+/** Checks every tree that contains the proxy Deployment. */
+function checkWorkload(dir: string): void {
+  const objects = () => render(dir);
+  const deployment = () => find<Deployment>(objects(), "Deployment", "entra-auth-proxy");
+  const podLabels = () => deployment().spec.template.metadata.labels;
+
+  test("every object is valid against its Kubernetes schema, and names are unique", () => {
+    for (const obj of objects()) validateSchema(obj);
+    const ids = objects().map((o) => `${o.kind}/${o.metadata.name}`);
+    assert.deepEqual(ids, [...new Set(ids)]);
+  });
+
+  test("the Deployment selects its own pods and uses the ServiceAccount it ships", () => {
+    const d = deployment();
+    assert.ok(selects(d.spec.selector.matchLabels, podLabels()));
+    assert.ok((d.spec.replicas ?? 1) >= 2, "at least two replicas");
+    find(objects(), "ServiceAccount", d.spec.template.spec.serviceAccountName);
+  });
+
+  test("routes.yaml is mounted at the image's --config path and passes the config loader", () => {
+    const { config } = mountedConfig(objects());
+    const c = containerOf(deployment());
+    assert.equal(containerPort(c, "proxy"), config.listen.port, "containerPort proxy = listen.port");
+    assert.equal(
+      containerPort(c, "admin"),
+      config.listen.adminPort,
+      "containerPort admin = listen.adminPort",
+    );
+    assert.ok(["0.0.0.0", "::"].includes(config.listen.host), "listens on the pod IP, not loopback");
+  });
+
+  test("probes use the admin port: liveness /healthz, readiness /readyz", () => {
+    const c = containerOf(deployment());
+    const { config } = mountedConfig(objects());
+    assert.equal(c.livenessProbe?.httpGet?.path, "/healthz");
+    assert.equal(c.readinessProbe?.httpGet?.path, "/readyz");
+    assert.equal(containerPort(c, c.livenessProbe?.httpGet?.port), config.listen.adminPort);
+    assert.equal(containerPort(c, c.readinessProbe?.httpGet?.port), config.listen.adminPort);
+  });
+
+  test("the grace period outlasts preStop plus listen.drainTimeoutMs", () => {
+    const spec = deployment().spec.template.spec;
+    const { config } = mountedConfig(objects());
+    const preStopMs = (containerOf(deployment()).lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000;
+    const graceMs = (spec.terminationGracePeriodSeconds ?? 30) * 1000;
+    assert.ok(
+      graceMs > preStopMs + config.listen.drainTimeoutMs,
+      `${graceMs} ms grace > ${preStopMs} ms preStop + ${config.listen.drainTimeoutMs} ms drain`,
+    );
+  });
+
+  test("pod and container are locked down: non-root (the image's uid), read-only root, no capabilities", () => {
+    const spec = deployment().spec.template.spec;
+    const c = containerOf(deployment());
+    const pod = spec.securityContext ?? {};
+    const ctr = c.securityContext ?? {};
+    assert.equal(ctr.runAsNonRoot ?? pod.runAsNonRoot, true);
+    assert.equal(ctr.runAsUser ?? pod.runAsUser, IMAGE_UID, "runAsUser is the Dockerfile's USER");
+    assert.equal(ctr.readOnlyRootFilesystem, true);
+    assert.equal(ctr.allowPrivilegeEscalation, false);
+    assert.deepEqual(ctr.capabilities?.drop, ["ALL"]);
+    assert.equal((ctr.seccompProfile ?? pod.seccompProfile)?.type, "RuntimeDefault");
+    const tmp = c.volumeMounts?.find((m) => m.mountPath === "/tmp");
+    assert.ok(tmp && spec.volumes?.find((v) => v.name === tmp.name)?.emptyDir, "an emptyDir at /tmp");
+    assert.ok(c.resources?.requests?.["cpu"] && c.resources.limits?.["memory"], "requests and limits");
+    for (const t of spec.topologySpreadConstraints ?? []) {
+      assert.ok(selects(t.labelSelector?.matchLabels, podLabels()), "topology spread counts these pods");
+    }
+  });
+
+  test("Secret references are covered by the example Secret", () => {
+    for (const e of containerOf(deployment()).env ?? []) {
+      const ref = e.valueFrom?.secretKeyRef;
+      if (!ref) continue;
+      assert.equal(ref.name, exampleSecret.metadata.name, `${e.name}: Secret name`);
+      assert.ok(ref.key in exampleSecretData, `${e.name}: key ${ref.key} in secret.example.yaml`);
+    }
+  });
+
+  test("the Service selects the pods and targets container ports", () => {
+    const svc = find<Service>(objects(), "Service", "entra-auth-proxy");
+    assert.ok(selects(svc.spec.selector, podLabels()));
+    const c = containerOf(deployment());
+    for (const p of svc.spec.ports) {
+      assert.ok(
+        containerPort(c, p.targetPort ?? p.port),
+        `Service port ${p.name}: targetPort ${p.targetPort}`,
+      );
+    }
+    assert.deepEqual(svc.spec.ports.map((p) => p.name).sort(), ["admin", "proxy"]);
+  });
+
+  test("PDB and HPA target the Deployment", () => {
+    const pdb = find(objects(), "PodDisruptionBudget");
+    const pdbSpec = pdb["spec"] as { minAvailable: number; selector: { matchLabels: Labels } };
+    assert.ok(selects(pdbSpec.selector.matchLabels, podLabels()));
+    assert.ok(pdbSpec.minAvailable < (deployment().spec.replicas ?? 1), "a pod can still be evicted");
+    const hpa = find(objects(), "HorizontalPodAutoscaler")["spec"] as {
+      scaleTargetRef: object;
+      minReplicas: number;
+      metrics: { resource?: { name: string; target: { type: string } } }[];
+    };
+    assert.deepEqual(hpa.scaleTargetRef, {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: "entra-auth-proxy",
+    });
+    assert.ok(hpa.minReplicas >= 2);
+    // The schema has no enum here; the API server would reject a misspelt "Utilization".
+    assert.deepEqual(
+      hpa.metrics.map((m) => [m.resource?.name, m.resource?.target.type]),
+      [["cpu", "Utilization"]],
+    );
+    assert.ok(containerOf(deployment()).resources?.requests?.["cpu"], "CPU utilisation needs a CPU request");
+  });
+
+  test("the NetworkPolicy selects the pods: proxy port from ingress-nginx, admin from monitoring, DNS and 443 out", () => {
+    const np = find<NetworkPolicy>(objects(), "NetworkPolicy");
+    assert.ok(selects(np.spec.podSelector.matchLabels, podLabels()));
+    assert.deepEqual(np.spec.policyTypes.toSorted(), ["Egress", "Ingress"]);
+    const c = containerOf(deployment());
+    const { config } = mountedConfig(objects());
+    const allowedFrom = (namespace: string) =>
+      (np.spec.ingress ?? [])
+        .filter((r) =>
+          r.from?.some(
+            (f) =>
+              f.namespaceSelector?.matchLabels?.["kubernetes.io/metadata.name"] === namespace &&
+              !f.podSelector,
+          ),
+        )
+        .flatMap((r) => r.ports ?? [])
+        .map((p) => containerPort(c, p.port));
+    assert.deepEqual(allowedFrom("ingress-nginx"), [config.listen.port]);
+    assert.deepEqual(allowedFrom("monitoring"), [config.listen.adminPort]);
+    for (const rule of np.spec.ingress ?? []) {
+      for (const p of rule.ports ?? []) assert.ok(containerPort(c, p.port), `ingress port ${p.port} exists`);
+    }
+    const egress = (np.spec.egress ?? []).flatMap((r) =>
+      (r.ports ?? []).map((p) => `${p.protocol}/${p.port}`),
+    );
+    assert.deepEqual(egress.sort(), ["TCP/443", "TCP/53", "UDP/53"]);
+  });
+}
+
+describe("k8s/base", () => {
+  checkWorkload("k8s/base");
+
+  test("renders the expected objects; the Secret is only an example", () => {
+    assert.deepEqual(
+      render("k8s/base")
+        .map((o) => o.kind)
+        .sort(),
+      [
+        "ConfigMap",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Service",
+        "ServiceAccount",
+      ],
+    );
+    const sa = find(render("k8s/base"), "ServiceAccount");
+    assert.equal(sa["automountServiceAccountToken"], false);
+  });
+
+  test("the example Secret is a valid Secret with clearly marked placeholder values", () => {
+    validateSchema(exampleSecret);
+    assert.match(exampleSecret.metadata.annotations?.["entra-auth-proxy/example"] ?? "", /placeholder/);
+    assert.deepEqual(Object.keys(exampleSecretData).sort(), ["CLIENT_ID", "CLIENT_SECRET", "TENANT_ID"]);
+    assert.match(read("k8s/base/secret.example.yaml"), /REPLACE/);
+  });
+
+  test("the routes.yaml uses the Secret's variables and a placeholder API key hash", () => {
+    const { config } = mountedConfig(render("k8s/base"));
+    assert.deepEqual(config.identities["platform-app"]?.credential, {
+      kind: "clientSecret",
+      clientSecret: exampleSecretData["CLIENT_SECRET"],
+    });
+    assert.deepEqual(
+      config.routes.flatMap((r) => r.access.apiKeys ?? []).map((k) => k.sha256),
+      ["0".repeat(64)],
+    );
+  });
+});
+
+describe("k8s/overlays/workload-identity", () => {
+  const dir = "k8s/overlays/workload-identity";
+  checkWorkload(dir);
+
+  test("pods carry the webhook label and the ServiceAccount names the identity", () => {
+    const d = find<Deployment>(render(dir), "Deployment");
+    assert.equal(d.spec.template.metadata.labels["azure.workload.identity/use"], "true");
+    assert.ok(!("azure.workload.identity/use" in d.spec.selector.matchLabels), "the selector is immutable");
+    const sa = find(render(dir), "ServiceAccount", d.spec.template.spec.serviceAccountName);
+    assert.match(sa.metadata.annotations?.["azure.workload.identity/client-id"] ?? "", /^[0-9a-f-]{36}$/);
+  });
+
+  test("no client secret: no Secret-backed env, and the identity is workloadIdentity", () => {
+    const d = find<Deployment>(render(dir), "Deployment");
+    const env = containerOf(d).env ?? [];
+    assert.deepEqual(
+      env.filter((e) => e.valueFrom?.secretKeyRef || e.name === "CLIENT_SECRET"),
+      [],
+    );
+    assert.ok(!render(dir).some((o) => o.kind === "Secret"));
+    const { text, config } = mountedConfig(render(dir));
+    assert.doesNotMatch(text, /clientSecret/);
+    const identity = config.identities["platform-app"];
+    assert.equal(identity?.credential.kind, "workloadIdentity");
+    assert.equal(identity.tenantId, "00000000-0000-0000-0000-000000000000", "from AZURE_TENANT_ID");
+  });
+
+  test("its routes.yaml is the base's except for the identities", () => {
+    const withoutIdentities = (path: string) => {
+      const { identities, ...rest } = parse(read(path)) as Record<string, unknown>;
+      return { rest, identities };
+    };
+    const base = withoutIdentities("k8s/base/routes.yaml");
+    const overlay = withoutIdentities(`${dir}/routes.yaml`);
+    assert.deepEqual(overlay.rest, base.rest);
+    assert.deepEqual(overlay.identities, { "platform-app": { workloadIdentity: {} } });
+  });
+});
+
+describe("k8s/overlays/ingress", () => {
+  const dir = "k8s/overlays/ingress";
+  checkWorkload(dir);
+
+  test("the Ingress (class nginx, TLS) routes its host to the proxy Service port", () => {
+    const ingress = find<Ingress>(render(dir), "Ingress");
+    assert.equal(ingress.spec.ingressClassName, "nginx");
+    const tlsHosts = (ingress.spec.tls ?? []).flatMap((t) => (t.secretName ? (t.hosts ?? []) : []));
+    for (const rule of ingress.spec.rules) {
+      assert.ok(rule.host && tlsHosts.includes(rule.host), `TLS for ${rule.host}`);
+      for (const { backend } of rule.http.paths) {
+        const svc = find<Service>(render(dir), "Service", backend.service.name);
+        const port = svc.spec.ports.find((p) =>
+          backend.service.port.name
+            ? p.name === backend.service.port.name
+            : p.port === backend.service.port.number,
+        );
+        assert.equal(port?.name, "proxy", "the backend is the proxy port, never admin");
+      }
+    }
+  });
+
+  test("nginx accepts the bodies the routes accept", () => {
+    const ingress = find<Ingress>(render(dir), "Ingress");
+    const size = ingress.metadata.annotations?.["nginx.ingress.kubernetes.io/proxy-body-size"] ?? "1m";
+    const [, n = "0", unit = ""] = /^(\d+)([kmg]?)$/i.exec(size) ?? [];
+    const bytes = Number(n) * ({ "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[unit.toLowerCase()] ?? 0);
+    const { config } = mountedConfig(render(dir));
+    assert.ok(bytes >= Math.max(...config.routes.map((r) => r.maxBodyBytes)), `proxy-body-size ${size}`);
+  });
+});
+
+describe("k8s/observability", () => {
+  test("the ServiceMonitor is valid and scrapes /metrics on the Service's admin port", () => {
+    const objects = render("k8s/observability");
+    for (const obj of objects) validateSchema(obj);
+    const sm = find(objects, "ServiceMonitor");
+    const spec = sm["spec"] as {
+      selector: { matchLabels: Labels };
+      endpoints: { port?: string; path?: string }[];
+    };
+    const base = render("k8s/base");
+    const svc = find<Service>(base, "Service", "entra-auth-proxy");
+    assert.ok(selects(spec.selector.matchLabels, svc.metadata.labels ?? {}), "selects the Service");
+    const c = containerOf(find<Deployment>(base, "Deployment"));
+    const { config } = mountedConfig(base);
+    assert.ok(spec.endpoints.length > 0);
+    for (const e of spec.endpoints) {
+      assert.equal(e.path, "/metrics");
+      const port = svc.spec.ports.find((p) => p.name === e.port);
+      assert.ok(port, `Service port ${e.port}`);
+      assert.equal(containerPort(c, port.targetPort ?? port.port), config.listen.adminPort);
+    }
+  });
+});
+
+describe("kustomize-lite (the renderer used without kubectl)", () => {
+  for (const dir of [
+    "k8s/base",
+    "k8s/overlays/workload-identity",
+    "k8s/overlays/ingress",
+    "k8s/observability",
+  ]) {
+    test(`agrees with kubectl kustomize on ${dir}`, (t) => {
+      if (!KUBECTL) return t.skip("kubectl not found");
+      const key = (o: K8sObject) => `${o.kind}/${o.metadata.name}`;
+      const lite = kustomizeLite(join(ROOT, dir)).sort((a, b) => key(a).localeCompare(key(b)));
+      // kubectl names generated ConfigMaps <name>-<hash>; kustomize-lite keeps <name>.
+      let kubectlText = JSON.stringify(render(dir));
+      for (const cm of lite.filter((o) => o.kind === "ConfigMap")) {
+        kubectlText = kubectlText.replace(
+          new RegExp(`"${cm.metadata.name}-[a-z0-9]{10}"`, "g"),
+          JSON.stringify(cm.metadata.name),
+        );
+      }
+      const viaKubectl = (JSON.parse(kubectlText) as K8sObject[]).sort((a, b) =>
+        key(a).localeCompare(key(b)),
+      );
+      assert.deepEqual(lite, viaKubectl);
+    });
+  }
+});
