@@ -59,11 +59,19 @@ export function sendWithLinkRewrite(
     upstream.pipe(res);
     done(result);
   };
-  if (!/\bjson\b/i.test(type)) return passThrough("not_json");
-  if (headers["content-encoding"] && headers["content-encoding"] !== "identity")
-    return passThrough("encoded");
+  const encoding = headers["content-encoding"];
   const declared = Number(headers["content-length"] ?? Number.NaN);
-  if (declared > maxBytes) return passThrough("too_large");
+  const skip: LinkRewriteResult | undefined = !/\bjson\b/i.test(type)
+    ? "not_json"
+    : encoding && encoding !== "identity"
+      ? "encoded"
+      : declared > maxBytes
+        ? "too_large"
+        : undefined;
+  if (skip) {
+    passThrough(skip);
+    return;
+  }
 
   const chunks: Buffer[] = [];
   let size = 0;
