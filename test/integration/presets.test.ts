@@ -98,7 +98,9 @@ test("the LCS token is a delegated user token; the Power Platform token is an ap
 test("W3C trace context (traceparent, tracestate) reaches the upstream unchanged", async (t) => {
   const stack = await startStack(t);
   const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-  const res = await stack.call("/powerplatform/x", { headers: { traceparent, tracestate: "congo=t61rcWkgMzE" } });
+  const res = await stack.call("/powerplatform/x", {
+    headers: { traceparent, tracestate: "congo=t61rcWkgMzE" },
+  });
   const echo = (await res.json()) as Echo;
   assert.equal(echo.headers.traceparent, traceparent);
   assert.equal(echo.headers.tracestate, "congo=t61rcWkgMzE");
