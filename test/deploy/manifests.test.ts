@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, posix } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import { Deployment as DeploymentModel } from "kubernetes-models/apps/v1/Deployment";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
@@ -57,6 +58,7 @@ const MODELS: Record<string, ModelClass> = {
   "networking.k8s.io/v1/NetworkPolicy": NetworkPolicyModel,
   "networking.k8s.io/v1/Ingress": IngressModel,
   "monitoring.coreos.com/v1/ServiceMonitor": ServiceMonitor,
+  "monitoring.coreos.com/v1/PrometheusRule": PrometheusRule,
 };
 
 function validateSchema(obj: K8sObject): void {
@@ -618,7 +620,7 @@ describe("k8s/overlays/ingress", () => {
 });
 
 describe("k8s/observability", () => {
-  test("the ServiceMonitor is valid and scrapes /metrics on the Service's admin port", () => {
+  test("the ServiceMonitor and PrometheusRule are valid; the monitor scrapes /metrics on the admin port", () => {
     const objects = render("k8s/observability");
     for (const obj of objects) validateSchema(obj);
     const sm = find(objects, "ServiceMonitor");
