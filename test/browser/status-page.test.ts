@@ -1,0 +1,75 @@
+// The status page in a real browser (Debian's chromium driven by playwright-core): content, the
+// CSP-safe countdown script actually running, a screenshot, and no token or secret on the page.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { test } from "node:test";
+import { chromium } from "playwright-core";
+import { startStack } from "../helpers/stack.ts";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const SCREENSHOT = new URL("../../test-results/status-page.png", import.meta.url).pathname;
+
+test("status page: routes, token countdown, recent 401s; screenshot; nothing secret visible", async (t) => {
+  // .ci/run installs Debian's chromium when it is missing; without it this test fails, it does not skip.
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found: apt-get install chromium`);
+  const stack = await startStack(t);
+  for (const path of ["/powerplatform/environments", "/powerapps/apps", "/powerplatform/always401"]) {
+    await (await stack.call(path)).arrayBuffer();
+  }
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const cspViolations: string[] = [];
+  page.on("console", (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
+  });
+  const response = await page.goto(`${stack.proxy.adminUrl}/status`);
+  assert.equal(response?.status(), 200);
+  assert.match(response?.headers()["content-security-policy"] ?? "", /script-src 'self'/);
+
+  assert.equal(await page.locator("h1").textContent(), "entra-auth-proxy");
+  const body = (await page.locator("body").textContent()) ?? "";
+  for (const prefix of ["/powerplatform", "/powerapps", "/flows/order-created", "/lcs"])
+    assert.ok(body.includes(prefix), prefix);
+  assert.ok(body.includes("platform-app") && body.includes("lcs-user"));
+  // The countdown is written by /status.js: it ran, so CSP let the same-origin script through.
+  await page.waitForFunction(
+    `/^in \\d+m \\d+s$/.test(document.querySelector("[data-expires]")?.textContent ?? "")`,
+  );
+  const countdown = await page.locator("[data-expires]").first().textContent();
+  assert.match(countdown ?? "", /^in \d+m \d+s$/);
+  assert.ok(body.includes("upstream 401"), "recent events list the upstream 401");
+  const powerplatformRow = page.locator("tr", { hasText: "/powerplatform" }).first();
+  assert.match(
+    (await powerplatformRow.textContent()) ?? "",
+    /2$/,
+    "two upstream 401s in the last hour (request + retry)",
+  );
+  assert.deepEqual(cspViolations, []);
+
+  const html = await page.content();
+  for (const secret of [
+    stack.world.secrets.apiKey,
+    stack.world.secrets.clientSecret,
+    stack.world.secrets.userPassword,
+  ]) {
+    assert.ok(!html.includes(secret), "no secret on the page");
+  }
+  assert.doesNotMatch(html, /eyJ[\w-]{10,}\.[\w-]{10,}\./, "no token on the page");
+
+  await mkdir(new URL("../../test-results/", import.meta.url), { recursive: true });
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  t.diagnostic(`screenshot: ${SCREENSHOT}`);
+});
