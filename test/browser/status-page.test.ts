@@ -11,8 +11,13 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SCREENSHOT = new URL("../../test-results/status-page.png", import.meta.url).pathname;
 
 test("status page: routes, token countdown, recent 401s; screenshot; nothing secret visible", async (t) => {
-  // .ci/run installs Debian's chromium when it is missing; without it this test fails, it does not skip.
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found: apt-get install chromium`);
+  // .ci/run installs Debian's chromium, so in CI a missing browser is a failure. On a developer
+  // machine without it the test says so and skips (npm test must work with only Node and npm).
+  if (!existsSync(CHROMIUM)) {
+    assert.ok(!process.env.CI, `${CHROMIUM} not found in CI: .ci/run should have installed chromium`);
+    t.skip(`${CHROMIUM} not found: apt-get install chromium (or set CHROMIUM_PATH) to run the browser test`);
+    return;
+  }
   const stack = await startStack(t);
   for (const path of ["/powerplatform/environments", "/powerapps/apps", "/powerplatform/always401"]) {
     await (await stack.call(path)).arrayBuffer();
