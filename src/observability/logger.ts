@@ -32,9 +32,12 @@ export function createLogger(options: { level?: string; destination?: Destinatio
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  return options.destination
-    ? pino(config, options.destination)
-    : pino(config, pino.destination({ sync: false }));
+  if (options.destination) return pino(config, options.destination);
+  // A person at a terminal gets readable lines; pipes and log collectors get JSON.
+  if (process.stdout.isTTY && process.env.LOG_FORMAT !== "json") {
+    return pino({ ...config, transport: { target: "pino-pretty", options: { colorize: true } } });
+  }
+  return pino(config, pino.destination({ sync: false }));
 }
 
 /** Removes query values that must never be logged (SAS signatures, codes, keys). */
