@@ -167,12 +167,18 @@ export function demoConfig(
 export async function startDemoProxy(
   world: DemoWorld,
   logger: Logger,
-  options: Pick<StartOptions, "ports" | "now" | "backoff"> & { yaml?: string; env?: NodeJS.ProcessEnv } = {},
+  options: Pick<StartOptions, "ports" | "now" | "backoff" | "rejectionRenewalIntervalMs"> & {
+    yaml?: string;
+    env?: NodeJS.ProcessEnv;
+  } = {},
 ): Promise<RunningProxy> {
   const config = demoConfig(world, options.yaml, options.env);
   const start: StartOptions = { logger, env: { ...world.env, ...options.env } };
   if (options.ports) start.ports = options.ports;
   if (options.now) start.now = options.now;
   if (options.backoff) start.backoff = options.backoff;
+  if (options.rejectionRenewalIntervalMs !== undefined) {
+    start.rejectionRenewalIntervalMs = options.rejectionRenewalIntervalMs;
+  }
   return startProxy(config, start);
 }

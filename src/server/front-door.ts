@@ -248,6 +248,14 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       if (route.workflowRoot) mappings.push([route.workflowRoot, proxyBase + WORKFLOW_SEGMENT]);
       rewriteLocationHeaders(headers, mappings);
       const status = upstream.statusCode ?? 502;
+      // An upstream that dies mid-body must not leave the caller waiting, or with a short body that
+      // looks complete: break the caller's connection too.
+      upstream.once("close", () => {
+        if (!upstream.complete) {
+          x.error = "upstream_reset";
+          res.destroy();
+        }
+      });
       if (route.config.rewriteLinks) {
         sendWithLinkRewrite(upstream, res, status, headers, mappings, (result) =>
           metrics.linkRewrites.inc({ route: route.label, result }),

@@ -30,6 +30,8 @@ export interface StartOptions {
   defaultMetrics?: boolean;
   /** Token back-off policy (tests shorten it). */
   backoff?: BackoffPolicy;
+  /** At most one 401-triggered renewal per identity and scope in this interval (default 30 s). */
+  rejectionRenewalIntervalMs?: number;
 }
 
 export interface RunningProxy {
@@ -81,6 +83,9 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
           }),
         onAcquisition: (e) => onAcquisition(e),
         ...(options.backoff ? { backoff: options.backoff } : {}),
+        ...(options.rejectionRenewalIntervalMs !== undefined
+          ? { rejectionRenewalIntervalMs: options.rejectionRenewalIntervalMs }
+          : {}),
       }),
   );
   const metrics = createMetrics(

@@ -25,6 +25,7 @@ export async function startStack(
     tokenLifetimeSec?: number;
     now?: () => number;
     backoff?: BackoffPolicy;
+    rejectionRenewalIntervalMs?: number;
     /** Runs after the emulator and mocks start and before the proxy does (register apps, write files). */
     prepare?: (
       world: DemoWorld,
@@ -43,6 +44,9 @@ export async function startStack(
   proxyOptions.env = { ...extraEnv, ...options.env };
   if (options.now !== undefined) proxyOptions.now = options.now;
   if (options.backoff !== undefined) proxyOptions.backoff = options.backoff;
+  if (options.rejectionRenewalIntervalMs !== undefined) {
+    proxyOptions.rejectionRenewalIntervalMs = options.rejectionRenewalIntervalMs;
+  }
   const proxy = await startDemoProxy(world, logger, proxyOptions);
   t.after(() => proxy.close(100));
   return {

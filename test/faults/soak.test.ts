@@ -1,0 +1,55 @@
+// Steady load across many token expiries with the IdP failing 20% of token requests: no 5xx made by
+// the proxy while a token was obtainable, no expired token sent, memory flat.
+// `npm test` runs it for SOAK_SECONDS=8; `npm run test:faults` for 120 s.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { DEMO_ROUTES_YAML } from "../../src/demo/stack.ts";
+import { metricValue, startStack } from "../helpers/stack.ts";
+
+const SECONDS = Number(process.env.SOAK_SECONDS ?? 8);
+const LIFETIME_SEC = 6; // refreshed when 3 s remain: many refreshes in any soak
+
+test(`soak: ${SECONDS} s of load, ${LIFETIME_SEC} s tokens, IdP failing 20% of token requests`, {
+  timeout: (SECONDS + 60) * 1000,
+}, async (t) => {
+  const stack = await startStack(t, {
+    yaml: DEMO_ROUTES_YAML,
+    tokenLifetimeSec: LIFETIME_SEC,
+    backoff: { initialMs: 100, maxMs: 500 },
+  });
+  const { emulator } = stack.world;
+  // Warm first (so "a valid token was obtainable" holds from the start), then turn the faults on.
+  await (await stack.call("/powerplatform/x")).arrayBuffer();
+  emulator.inject({ status: 503, probability: 0.2, match: { grantType: "client_credentials" } });
+  globalThis.gc?.();
+  const rssStart = process.memoryUsage().rss;
+  const statuses = new Map<number, number>();
+  const deadline = Date.now() + SECONDS * 1000;
+  let sent = 0;
+  const worker = async () => {
+    while (Date.now() < deadline) {
+      const res = await stack.call(`/powerplatform/items/${sent++ % 50}`);
+      await res.arrayBuffer();
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  const rssEnd = process.memoryUsage().rss;
+  const faults = emulator.tokenRequests.filter((r) => r.outcome === "fault").length;
+  const successes = emulator.tokenRequests.filter(
+    (r) => r.outcome === "success" && r.grantType === "client_credentials",
+  ).length;
+  const metrics = await stack.metrics();
+  const mb = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+  t.diagnostic(
+    `${sent} requests in ${SECONDS} s: ${JSON.stringify(Object.fromEntries(statuses))}; token requests ok ${successes}, failed ${faults}; RSS ${mb(rssStart)} → ${mb(rssEnd)}`,
+  );
+  assert.deepEqual([...statuses.keys()], [200], "every request succeeded: no proxy 5xx, no upstream 401");
+  assert.equal(
+    metricValue(metrics, "entra_proxy_upstream_401_total", { route: "/powerplatform" }),
+    undefined,
+    "no expired token was sent",
+  );
+  assert.ok(successes >= Math.floor(SECONDS / (LIFETIME_SEC / 2)), `tokens were refreshed (${successes})`);
+  assert.ok(rssEnd - rssStart < 64 * 1048576, `RSS grew ${mb(rssEnd - rssStart)}`);
+});
