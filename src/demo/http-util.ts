@@ -23,7 +23,7 @@ export function sendJson(
   res: ServerResponse,
   status: number,
   body: unknown,
-  headers: Record<string, string | number> = {},
+  headers: Record<string, string | number | string[]> = {},
 ): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);

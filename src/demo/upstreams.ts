@@ -205,6 +205,12 @@ export class MockUpstream {
       res.writeHead(302, { location: `${this.url}${basePath(1)}/redirected`, "content-length": 0 });
       return void res.end();
     }
+    if (last === "set-cookie") {
+      record(200);
+      return sendJson(res, 200, echo(), {
+        "set-cookie": ["ARRAffinity=abc123; Path=/; HttpOnly", "tracking=1; Domain=partner.example; Path=/"],
+      });
+    }
     if (last === "paged") {
       record(200);
       return sendJson(res, 200, this.#page(path, query));

@@ -240,3 +240,11 @@ async function rawRequest(
     });
   });
 }
+
+test("Set-Cookie of the upstream's own domain is dropped; others pass", async (t) => {
+  const stack = await startStack(t);
+  const res = await stack.call("/powerplatform/x/set-cookie");
+  assert.equal(res.status, 200);
+  await res.arrayBuffer();
+  assert.deepEqual(res.headers.getSetCookie(), ["tracking=1; Domain=partner.example; Path=/"]);
+});
