@@ -1,10 +1,8 @@
 // entra-auth-proxy check [--config routes.yaml] [--online]
 import { describeAccess } from "../config/describe.ts";
-import { loadConfig } from "../config/load.ts";
 import type { ProxyConfig, RouteConfig } from "../config/types.ts";
-import { formatConfigIssue } from "../errors.ts";
 import { preflight } from "../server/start.ts";
-import { type CliIO, configPath, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, parseCommandArgs } from "./cli.ts";
+import { type CliIO, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, loadConfigFor, parseCommandArgs } from "./cli.ts";
 import { reportRouteToken, type TokenCache } from "./token-report.ts";
 
 const HELP = `Usage: entra-auth-proxy check [--config routes.yaml] [--online]
@@ -32,9 +30,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(HELP);
     return EXIT_OK;
   }
-  const file = configPath(values.config, io.env);
-  const { config, issues } = await loadConfig(file, io.env);
-  for (const issue of issues) io.stderr.write(`${formatConfigIssue(issue)}\n`);
+  const { file, config } = await loadConfigFor(values.config, io);
   if (!config) return EXIT_USAGE;
 
   const problems = await preflight(config, io.env);

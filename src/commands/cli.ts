@@ -1,6 +1,9 @@
 // What every command receives: its own argv (after the command name), output streams and environment.
 // Commands return an exit code (design.md: 0 ok, 1 config/usage error, 2 runtime failure).
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { loadConfig } from "../config/load.ts";
+import type { ProxyConfig } from "../config/types.ts";
+import { formatConfigIssue } from "../errors.ts";
 
 export interface CliIO {
   stdout: { write(text: string): unknown };
@@ -37,4 +40,21 @@ export function parseCommandArgs<O extends Options>(argv: string[], options: O) 
 /** `--config` flag, else ROUTES_FILE, else ./routes.yaml. */
 export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv): string {
   return flag ?? env.ROUTES_FILE ?? "routes.yaml";
+}
+
+/**
+ * Loads the config named by `--config` / ROUTES_FILE / ./routes.yaml and prints its issues on stderr
+ * (errors always, warnings unless `quiet`). `config` is undefined when there was any error.
+ */
+export async function loadConfigFor(
+  flag: string | undefined,
+  io: CliIO,
+  options: { quiet?: boolean } = {},
+): Promise<{ file: string; config: ProxyConfig | undefined }> {
+  const file = configPath(flag, io.env);
+  const { config, issues } = await loadConfig(file, io.env);
+  for (const issue of issues) {
+    if (issue.severity === "error" || !options.quiet) io.stderr.write(`${formatConfigIssue(issue)}\n`);
+  }
+  return { file, config };
 }

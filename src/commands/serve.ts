@@ -7,7 +7,7 @@ import { loadConfig } from "../config/load.ts";
 import { formatConfigIssue } from "../errors.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { PreflightError, type RunningProxy, startProxy } from "../server/start.ts";
-import { type CliIO, configPath, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, parseCommandArgs } from "./cli.ts";
+import { type CliIO, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, loadConfigFor, parseCommandArgs } from "./cli.ts";
 
 const HELP = `Usage: entra-auth-proxy serve [--config routes.yaml]
 
@@ -26,9 +26,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(HELP);
     return EXIT_OK;
   }
-  const file = configPath(values.config, io.env);
-  const { config, issues } = await loadConfig(file, io.env);
-  for (const issue of issues) io.stderr.write(`${formatConfigIssue(issue)}\n`);
+  const { file, config } = await loadConfigFor(values.config, io);
   if (!config) return EXIT_USAGE;
 
   const logger = createLogger({ level: io.env.LOG_LEVEL ?? "info" });

@@ -1,13 +1,11 @@
 // entra-auth-proxy token --route <prefix> [--raw] [--config …]
 import { TokenAcquisitionError } from "../auth/credentials.ts";
-import { loadConfig } from "../config/load.ts";
-import { formatConfigIssue } from "../errors.ts";
 import {
   type CliIO,
-  configPath,
   EXIT_OK,
   EXIT_RUNTIME,
   EXIT_USAGE,
+  loadConfigFor,
   parseCommandArgs,
   UsageError,
 } from "./cli.ts";
@@ -30,10 +28,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     return EXIT_OK;
   }
   if (!values.route) throw new UsageError("--route <prefix> is required");
-  const file = configPath(values.config, io.env);
-  const { config, issues } = await loadConfig(file, io.env);
-  const errors = issues.filter((i) => i.severity === "error");
-  for (const issue of errors) io.stderr.write(`${formatConfigIssue(issue)}\n`);
+  const { config } = await loadConfigFor(values.config, io, { quiet: true });
   if (!config) return EXIT_USAGE;
   const wanted = values.route.length > 1 ? values.route.replace(/\/$/, "") : values.route;
   const route = config.routes.find((r) => r.prefix === wanted);
