@@ -33,8 +33,7 @@ test("server certificates chain to the CA, name loopback hosts and are trusted b
 test("client certificates can carry a passphrase-protected key", async () => {
   const pki = await trustedPki();
   const issued = await pki.issue({ commonName: "proxy-app", client: true, passphrase: "open sesame" });
-  assert.match(issued.key, /BEGIN ENCRYPTED PRIVATE KEY/);
-  assert.throws(() => createPrivateKey(issued.key));
+  assert.throws(() => createPrivateKey(issued.key), "encrypted: unusable without the passphrase");
   const key = createPrivateKey({ key: issued.key, passphrase: "open sesame" });
   assert.ok(new X509Certificate(issued.cert).checkPrivateKey(key));
   assert.equal(await trustedPki(), pki, "one PKI per process");
