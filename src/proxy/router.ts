@@ -23,6 +23,7 @@ export function splitTarget(url: string): { path: string; query: string } {
 
 // "/", "\\" or NUL once decoded.
 const isForbiddenDecoded = (s: string) => s.includes("/") || s.includes("\\") || s.includes("\u0000");
+const MAY_ESCAPE = /[.%\\]/;
 const ENCODED_AGAIN = /%(2e|2f|5c|00|25)/i;
 
 /**
@@ -31,6 +32,8 @@ const ENCODED_AGAIN = /%(2e|2f|5c|00|25)/i;
  * dot/slash/backslash/percent after decoding (double encoding).
  */
 export function assertSafePath(path: string): void {
+  // Most paths hold none of ".", "%" or "\": nothing to decode or compare, no segment array to build.
+  if (!MAY_ESCAPE.test(path)) return;
   if (path.includes("\\")) throw new ProxyError("bad_path", "backslash in path");
   const segments = path.split("/");
   for (const raw of segments) {

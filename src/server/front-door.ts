@@ -1,7 +1,7 @@
 // The request path, in order: route → checkAccess → attachToken → forward → record.
 // Kept free of per-request middleware: express (with helmet) only renders the responses the proxy
 // itself generates (errors), never the forwarded ones.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import express from "express";
@@ -243,10 +243,10 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     const passThrough = (upstream: IncomingMessage) => {
       const headers = responseHeaders(upstream, route.target.hostname);
       headers["x-request-id"] = x.requestId;
-      const proxyBase = proxyBaseFor(req, route, t.publicUrl);
-      const mappings: UrlMapping[] = [[route.target, proxyBase]];
-      if (route.workflowRoot) mappings.push([route.workflowRoot, proxyBase + WORKFLOW_SEGMENT]);
-      rewriteLocationHeaders(headers, mappings);
+      // Only responses that carry a URL to rewrite pay for building the proxy's own base URL.
+      const needsMappings = route.config.rewriteLinks || hasRewritableHeader(headers);
+      const mappings = needsMappings ? urlMappings(req, route, t.publicUrl) : [];
+      if (needsMappings) rewriteLocationHeaders(headers, mappings);
       const status = upstream.statusCode ?? 502;
       // An upstream that dies mid-body must not leave the caller waiting, or with a short body that
       // looks complete: break the caller's connection too.
@@ -402,6 +402,22 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       fail(req, res, x, err);
     }
   };
+}
+
+function hasRewritableHeader(headers: OutgoingHttpHeaders): boolean {
+  return (
+    headers.location !== undefined ||
+    headers["operation-location"] !== undefined ||
+    headers["azure-asyncoperation"] !== undefined
+  );
+}
+
+/** Upstream base → proxy base, for this route (and a flow's workflow root). */
+function urlMappings(req: IncomingMessage, route: RouteRuntime, publicUrl: string | undefined): UrlMapping[] {
+  const proxyBase = proxyBaseFor(req, route, publicUrl);
+  const mappings: UrlMapping[] = [[route.target, proxyBase]];
+  if (route.workflowRoot) mappings.push([route.workflowRoot, proxyBase + WORKFLOW_SEGMENT]);
+  return mappings;
 }
 
 /** Where callers reach this route: publicUrl, else trusted X-Forwarded-Proto/Host, else Host. */
