@@ -58,12 +58,17 @@ const CHUNK_SIZE = 64 * 1024;
 const PATTERN_CHUNK = Buffer.from(Array.from({ length: CHUNK_SIZE }, (_, i) => i % 256));
 const RETRY_AFTER_SEC = "7";
 
+const MAX_RECORDED = 5_000;
+
 export class MockUpstream {
   readonly name: string;
   readonly audience: string;
   /** e.g. `http://127.0.0.1:PORT` */
   readonly url: string;
+  /** The most recent requests (at most MAX_RECORDED, so a long demo or soak does not grow memory). */
   readonly requests: ReceivedRequest[] = [];
+  /** Every request ever received. */
+  received = 0;
   /** Mutable: set to restrict callers by object id, `undefined` to allow everyone. */
   allowedObjectIds: string[] | undefined;
 
@@ -104,6 +109,7 @@ export class MockUpstream {
 
   reset(): void {
     this.requests.length = 0;
+    this.received = 0;
   }
 
   async close(): Promise<void> {
@@ -119,7 +125,10 @@ export class MockUpstream {
     const query = queryAt === -1 ? "" : rawUrl.slice(queryAt + 1);
     const [verification, body] = await Promise.all([this.#verify(req.headers.authorization), hashBody(req)]);
     const claims = verification.ok ? verification.claims : null;
-    const record = (status: number) =>
+    const record = (status: number) => {
+      this.received++;
+      if (this.requests.length >= MAX_RECORDED)
+        this.requests.splice(0, this.requests.length - MAX_RECORDED + 1);
       this.requests.push({
         method: req.method ?? "",
         path,
@@ -130,6 +139,7 @@ export class MockUpstream {
         status,
         at,
       });
+    };
 
     if (!verification.ok) {
       record(401);
