@@ -7,7 +7,7 @@ import type { TLSSocket } from "node:tls";
 import express from "express";
 import helmet from "helmet";
 import type { AccessCheck, AccessDecision } from "../access/check.ts";
-import type { ClientIpResolver } from "../access/client-ip.ts";
+import { type ClientIpResolver, normaliseIp } from "../access/client-ip.ts";
 import type { TokenProvider } from "../auth/tokens.ts";
 import type { RouteConfig } from "../config/types.ts";
 import { ProxyError } from "../errors.ts";
@@ -87,6 +87,19 @@ interface Exchange {
   principal: string | undefined;
   error: string | undefined;
   retried: boolean;
+}
+
+/** What one upstream attempt needs; kept for the retry after a 401. */
+interface Attempt {
+  req: IncomingMessage;
+  res: ServerResponse;
+  x: Exchange;
+  route: RouteRuntime;
+  /** The route's target, or a flow's workflow root. */
+  upstream: URL;
+  /** Path after the upstream's base path, with the query. */
+  path: string;
+  publicUrl: string | undefined;
 }
 
 /** Bodies up to this size are held so the request can be replayed after an upstream 401. */
@@ -192,16 +205,14 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     const socket = req.socket as TLSSocket;
     const peer = socket.remoteAddress ?? "";
     prepareRequestHeaders(req.headers, {
-      clientPeer: peer.startsWith("::ffff:") ? peer.slice(7) : peer,
+      clientPeer: normaliseIp(peer),
       trustedPeer: clientIp.isTrusted(peer),
       proto: socket.encrypted ? "https" : "http",
     });
     const pinned = route.config.pinnedQuery;
     const q = pinned ? withPinnedQuery(query, pinned) : query;
-    const onWorkflow =
-      route.workflowRoot !== undefined &&
-      (rest === WORKFLOW_SEGMENT || rest.startsWith(`${WORKFLOW_SEGMENT}/`));
-    const target = {
+    const onWorkflow = route.workflowRoot !== undefined && isWorkflowPath(rest);
+    const target: Attempt = {
       req,
       res,
       x,
@@ -225,20 +236,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
    * One attempt upstream. `replay` is the body to send again (EMPTY_BODY for none), or undefined
    * when the request streams and so cannot be retried.
    */
-  function send(
-    t: {
-      req: IncomingMessage;
-      res: ServerResponse;
-      x: Exchange;
-      route: RouteRuntime;
-      upstream: URL;
-      path: string;
-      publicUrl: string | undefined;
-    },
-    bearer: string,
-    replay: Buffer | undefined,
-    retried: boolean,
-  ): void {
+  function send(t: Attempt, bearer: string, replay: Buffer | undefined, retried: boolean): void {
     const { req, res, x, route } = t;
     const passThrough = (upstream: IncomingMessage) => {
       const headers = responseHeaders(upstream, route.target.hostname);
