@@ -1,0 +1,342 @@
+// One server under test per process, started by scripts/bench.ts over IPC:
+//
+//   node --expose-gc scripts/bench-servers.ts upstream
+//   node --expose-gc scripts/bench-servers.ts bare  --upstream http://127.0.0.1:PORT
+//   node --expose-gc scripts/bench-servers.ts proxy --upstream http://127.0.0.1:PORT [--cold] [--log FILE]
+//        [--variant product|no-request-log|no-redact|no-metrics|no-log-no-metrics]   (what-if ablations)
+//
+// upstream: a plain node:http server with fixed 1 KiB / 64 KiB JSON answers and streaming endpoints;
+//           it accepts any (or no) bearer, so all three configurations hit the identical upstream.
+// bare:     configuration (b): http-proxy-3 with a keep-alive agent adding a static bearer header.
+// proxy:    configuration (c): the demo world (Entra emulator + mock APIs) and entra-auth-proxy
+//           with one API-key route whose upstream is the benchmark upstream; pino at info to a file
+//           (logs on), prom-client metrics on (the admin server runs), token from the emulator.
+//
+// Each child reports {type:"ready", url} on the IPC channel, answers {type:"stats"} with its RSS (and,
+// for proxy, the emulator's token request count), and exits on {type:"shutdown"} or when the parent
+// goes away. Everything listens on 127.0.0.1 port 0.
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { parseArgs } from "node:util";
+import { createProxyServer } from "http-proxy-3";
+import { type DestinationStream, pino } from "pino";
+import { Counter, Histogram } from "prom-client";
+import { startDemoProxy, startDemoWorld } from "../src/demo/stack.ts";
+import { createLogger } from "../src/observability/logger.ts";
+import {
+  type ChildMessage,
+  fixedJson,
+  PATHS,
+  type ParentMessage,
+  PROXY_PREFIX,
+  PROXY_VARIANTS,
+  type ProxyVariant,
+  type ReadyMessage,
+  type Role,
+  type StatsReply,
+} from "./bench-protocol.ts";
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    upstream: { type: "string" },
+    cold: { type: "boolean", default: false },
+    log: { type: "string", default: "/tmp/eap-bench/proxy.log" },
+    variant: { type: "string", default: "product" },
+  },
+});
+const role = positionals[0] as Role | undefined;
+
+function send(message: ChildMessage): void {
+  process.send?.(message);
+}
+
+/** Same server settings as the proxy's front door (src/server/start.ts), for every role. */
+const SERVER_OPTIONS: http.ServerOptions = {
+  headersTimeout: 20_000,
+  requestTimeout: 0,
+  keepAliveTimeout: 65_000,
+  maxHeaderSize: 32 * 1024,
+};
+
+function listen(server: http.Server): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      resolve(`http://127.0.0.1:${port}`);
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------ upstream
+
+async function startUpstream(): Promise<{ url: string; close(): Promise<void> }> {
+  const bodies = new Map<string, Buffer>([
+    [PATHS.json1k, fixedJson(1024)],
+    [PATHS.json64k, fixedJson(64 * 1024)],
+  ]);
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  const server = http.createServer(SERVER_OPTIONS, (req, res) => {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q === -1 ? url : url.slice(0, q);
+    const body = bodies.get(path);
+    if (body) {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
+      res.end(body);
+      return;
+    }
+    if (path === PATHS.download) {
+      req.resume();
+      const total = Number(new URLSearchParams(url.slice(q + 1)).get("bytes") ?? 0);
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": total });
+      let left = total;
+      const pump = () => {
+        while (left > 0) {
+          const n = Math.min(left, chunk.length);
+          left -= n;
+          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+            res.once("drain", pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+      return;
+    }
+    if (path === PATHS.upload) {
+      let bytes = 0;
+      req.on("data", (c: Buffer) => {
+        bytes += c.length;
+      });
+      req.once("end", () => {
+        const text = JSON.stringify({ bytes });
+        res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+        res.end(text);
+      });
+      return;
+    }
+    if (path === PATHS.echoAuth) {
+      req.resume();
+      const text = JSON.stringify({ bearer: /^Bearer \S+$/.test(req.headers.authorization ?? "") });
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+      res.end(text);
+      return;
+    }
+    req.resume();
+    res.writeHead(404, { "content-length": 0 });
+    res.end();
+  });
+  const url = await listen(server);
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+// ------------------------------------------------------------------------------------ bare (b)
+
+function httpProxy3Version(): string {
+  const file = new URL("../node_modules/http-proxy-3/package.json", import.meta.url);
+  return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
+}
+
+async function startBare(upstream: string): Promise<{ url: string; close(): Promise<void> }> {
+  // The same agent settings as src/proxy/forward.ts.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512, scheduling: "lifo" });
+  const proxy = createProxyServer({
+    target: upstream,
+    agent,
+    headers: { authorization: "Bearer static-benchmark-token" },
+    changeOrigin: true,
+    xfwd: false,
+  });
+  proxy.on("error", (_err, _req, res) => {
+    if (res instanceof http.ServerResponse && !res.headersSent) {
+      res.writeHead(502, { "content-length": 0 });
+      res.end();
+    } else {
+      res.destroy();
+    }
+  });
+  const server = http.createServer(SERVER_OPTIONS, (req, res) => proxy.web(req, res));
+  const url = await listen(server);
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+        agent.destroy();
+      }),
+  };
+}
+
+// ------------------------------------------------------------------------------------ proxy (c)
+
+/** routes.yaml for (c): one API-key route to the benchmark upstream, identity from the emulator. */
+function benchRoutesYaml(warmup: boolean): string {
+  return `listen:
+  host: 127.0.0.1
+  port: 0
+  adminPort: 0
+warmup: ${warmup}
+cloud: { authorityHost: \${DEMO_AUTHORITY_HOST} }
+identities:
+  platform-app:
+    tenantId: \${TENANT_ID}
+    clientId: \${CLIENT_ID}
+    clientSecret: \${CLIENT_SECRET}
+routes:
+  - prefix: ${PROXY_PREFIX}
+    service: powerplatform
+    upstream: \${BENCH_UPSTREAM}
+    identity: platform-app
+    # 200 MiB streaming runs exceed the 100 MiB default; the 1,000-request burst exceeds the default 256.
+    maxBodyBytes: 1073741824
+    maxConcurrent: 5000
+    access: { apiKeys: [{ name: bench, sha256: "\${DEMO_API_KEY_SHA256}" }] }
+`;
+}
+
+/** The logger of (c): src/observability/logger.ts as production builds it, or a what-if variant. */
+function benchLogger(variant: ProxyVariant, destination: DestinationStream) {
+  if (variant === "no-request-log" || variant === "no-log-no-metrics") {
+    return createLogger({ level: "warn", destination });
+  }
+  if (variant === "no-redact") {
+    // createLogger's options without `redact` (kept in step with src/observability/logger.ts by hand).
+    return pino(
+      {
+        level: "info",
+        base: { service: "entra-auth-proxy" },
+        timestamp: pino.stdTimeFunctions.isoTime,
+        formatters: { level: (label: string) => ({ level: label }) },
+      },
+      destination,
+    );
+  }
+  return createLogger({ level: "info", destination });
+}
+
+async function startEntraAuthProxy(
+  upstream: string,
+  cold: boolean,
+  logFile: string,
+  variant: ProxyVariant,
+): Promise<{
+  ready: Omit<ReadyMessage, "type" | "role">;
+  tokenRequests(): [number, number];
+  close(): Promise<void>;
+}> {
+  if (variant === "no-metrics" || variant === "no-log-no-metrics") {
+    // What-if only: this child's prom-client updates become no-ops (the registry still serves /metrics).
+    Counter.prototype.inc = () => {};
+    Histogram.prototype.observe = () => {};
+  }
+  const world = await startDemoWorld();
+  const destination = pino.destination({ dest: logFile, sync: false, mkdir: true, append: false });
+  const logger = benchLogger(variant, destination);
+  const proxy = await startDemoProxy(world, logger, {
+    yaml: benchRoutesYaml(!cold),
+    ports: { proxy: 0, admin: 0 },
+    env: { BENCH_UPSTREAM: upstream },
+  });
+  if (!cold) {
+    // warmup: true acquires the token in the background; the throughput runs start with it cached.
+    const deadline = Date.now() + 30_000;
+    while (!proxy.tokens.all().every((p) => p.state().valid)) {
+      if (Date.now() > deadline) throw new Error("token warm-up did not finish within 30 s");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  return {
+    ready: { url: proxy.proxyUrl, adminUrl: proxy.adminUrl, apiKey: world.secrets.apiKey, logFile },
+    tokenRequests() {
+      const all = world.emulator.tokenRequests;
+      return [all.length, all.filter((r) => r.outcome === "success").length];
+    },
+    async close() {
+      await proxy.close(100);
+      await world.close();
+      destination.flushSync();
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  let close: () => Promise<void>;
+  let tokenRequests: (() => [number, number]) | undefined;
+  if (role === "upstream") {
+    const s = await startUpstream();
+    close = s.close;
+    send({ type: "ready", role, url: s.url });
+  } else if (role === "bare" || role === "proxy") {
+    if (!values.upstream) throw new Error(`${role} needs --upstream`);
+    if (role === "bare") {
+      const s = await startBare(values.upstream);
+      close = s.close;
+      send({ type: "ready", role, url: s.url, http_proxy_3: httpProxy3Version() });
+    } else {
+      const variant = values.variant as ProxyVariant;
+      if (!PROXY_VARIANTS.includes(variant))
+        throw new Error(`--variant must be one of ${PROXY_VARIANTS.join(", ")}`);
+      const s = await startEntraAuthProxy(values.upstream, values.cold ?? false, values.log!, variant);
+      close = s.close;
+      tokenRequests = s.tokenRequests;
+      send({ type: "ready", role, ...s.ready, http_proxy_3: httpProxy3Version() });
+    }
+  } else {
+    throw new Error(`usage: bench-servers.ts upstream|bare|proxy [--upstream URL] [--cold] [--log FILE]`);
+  }
+
+  let closing = false;
+  const shutdown = async () => {
+    if (closing) return;
+    closing = true;
+    const force = setTimeout(() => process.exit(0), 5_000);
+    force.unref();
+    try {
+      await close();
+    } finally {
+      // process.exit (not a signal) so that --cpu-prof writes its profile.
+      process.exit(0);
+    }
+  };
+  process.on("message", (m: ParentMessage) => {
+    if (m.type === "shutdown") {
+      void shutdown();
+      return;
+    }
+    if (m.type === "stats") {
+      if (m.gc) (globalThis as { gc?: () => void }).gc?.();
+      const mem = process.memoryUsage();
+      const reply: StatsReply = {
+        type: "stats",
+        id: m.id,
+        rss: mem.rss,
+        heapUsed: mem.heapUsed,
+        monoUs: Number(process.hrtime.bigint() / 1000n),
+      };
+      if (tokenRequests) [reply.tokenRequests, reply.tokenRequestsSuccess] = tokenRequests();
+      send(reply);
+    }
+  });
+  process.on("disconnect", () => void shutdown());
+  process.on("SIGTERM", () => void shutdown());
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench-servers ${role ?? "?"}:`, err);
+  process.exit(1);
+});
