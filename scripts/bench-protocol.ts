@@ -1,7 +1,16 @@
 // What scripts/bench.ts (the parent, load generator) and scripts/bench-servers.ts (one child per
 // server under test) say to each other over the IPC channel, and the upstream's fixed paths.
 
-export type Role = "upstream" | "bare" | "proxy";
+export type Role = "upstream" | "entra" | "bare" | "proxy";
+
+/** What a proxy child needs to reach the Entra emulator child (passed as JSON in BENCH_WORLD). */
+export interface BenchWorld {
+  /** TENANT_ID, CLIENT_ID, CLIENT_SECRET, DEMO_AUTHORITY_HOST, DEMO_API_KEY_SHA256, … */
+  env: Record<string, string>;
+  /** The emulator's throw-away CA, trusted by the proxy child for its token requests. */
+  caCert: string;
+  apiKey: string;
+}
 
 /** The benchmark upstream's paths (the same for every configuration; (c) adds its route prefix). */
 export const PATHS = {
@@ -19,17 +28,10 @@ export const PATHS = {
  * What-if variants of (c), for measuring what a cost is worth without editing src/ (ablation only;
  * "product" is the real configuration):
  *   no-request-log  logger at level warn, so the per-request info line is not written
- *   no-redact       the same pino config as src/observability/logger.ts minus `redact`
  *   no-metrics      prom-client Counter.inc / Histogram.observe replaced by no-ops in that child
  *   no-log-no-metrics  both of the first and third
  */
-export const PROXY_VARIANTS = [
-  "product",
-  "no-request-log",
-  "no-redact",
-  "no-metrics",
-  "no-log-no-metrics",
-] as const;
+export const PROXY_VARIANTS = ["product", "no-request-log", "no-metrics", "no-log-no-metrics"] as const;
 export type ProxyVariant = (typeof PROXY_VARIANTS)[number];
 
 /** The route prefix of configuration (c). */
@@ -39,6 +41,8 @@ export interface ReadyMessage {
   type: "ready";
   role: Role;
   url: string;
+  /** entra only */
+  world?: BenchWorld;
   /** proxy only */
   adminUrl?: string;
   apiKey?: string;
@@ -60,7 +64,7 @@ export interface StatsReply {
   heapUsed: number;
   /** process.hrtime in µs: the clock V8's --cpu-prof timestamps use (CLOCK_MONOTONIC). */
   monoUs: number;
-  /** proxy only: token endpoint requests the emulator has seen (all grants, all outcomes). */
+  /** entra only: token endpoint requests the emulator has seen (all grants, all outcomes). */
   tokenRequests?: number;
   tokenRequestsSuccess?: number;
 }

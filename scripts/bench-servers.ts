@@ -1,20 +1,25 @@
 // One server under test per process, started by scripts/bench.ts over IPC:
 //
 //   node --expose-gc scripts/bench-servers.ts upstream
-//   node --expose-gc scripts/bench-servers.ts bare  --upstream http://127.0.0.1:PORT
-//   node --expose-gc scripts/bench-servers.ts proxy --upstream http://127.0.0.1:PORT [--cold] [--log FILE]
-//        [--variant product|no-request-log|no-redact|no-metrics|no-log-no-metrics]   (what-if ablations)
+//   node --expose-gc scripts/bench-servers.ts entra
+//   node --expose-gc scripts/bench-servers.ts bare  --upstream http://127.0.0.1:PORT [--bearer-length N]
+//   BENCH_WORLD=<json from entra> node --expose-gc scripts/bench-servers.ts proxy --upstream URL [--cold] [--log FILE]
+//        [--variant product|no-request-log|no-metrics|no-log-no-metrics]   (what-if ablations)
 //
 // upstream: a plain node:http server with fixed 1 KiB / 64 KiB JSON answers and streaming endpoints;
 //           it accepts any (or no) bearer, so all three configurations hit the identical upstream.
-// bare:     configuration (b): http-proxy-3 with a keep-alive agent adding a static bearer header.
-// proxy:    configuration (c): the demo world (Entra emulator + mock APIs) and entra-auth-proxy
-//           with one API-key route whose upstream is the benchmark upstream; pino at info to a file
-//           (logs on), prom-client metrics on (the admin server runs), token from the emulator.
+// entra:    the demo world's Entra ID emulator (HTTPS, real signed tokens), in its own process the way
+//           Entra ID is another machine in production.
+// bare:     configuration (b): http-proxy-3 with a keep-alive agent adding a static bearer header
+//           (random, as long as the emulator's tokens, so (b) and (c) send the same header bytes).
+// proxy:    configuration (c): entra-auth-proxy with one API-key route whose upstream is the benchmark
+//           upstream and whose client-secret identity gets its token from the entra child; pino at
+//           info to a file (logs on), prom-client metrics on (the admin server runs).
 //
 // Each child reports {type:"ready", url} on the IPC channel, answers {type:"stats"} with its RSS (and,
-// for proxy, the emulator's token request count), and exits on {type:"shutdown"} or when the parent
+// for entra, the emulator's token request count), and exits on {type:"shutdown"} or when the parent
 // goes away. Everything listens on 127.0.0.1 port 0.
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -22,9 +27,12 @@ import { parseArgs } from "node:util";
 import { createProxyServer } from "http-proxy-3";
 import { type DestinationStream, pino } from "pino";
 import { Counter, Histogram } from "prom-client";
-import { startDemoProxy, startDemoWorld } from "../src/demo/stack.ts";
+import { parseConfig } from "../src/config/load.ts";
+import { startDemoWorld, trustCaInProcess } from "../src/demo/stack.ts";
 import { createLogger } from "../src/observability/logger.ts";
+import { startProxy } from "../src/server/start.ts";
 import {
+  type BenchWorld,
   type ChildMessage,
   fixedJson,
   PATHS,
@@ -41,6 +49,7 @@ const { positionals, values } = parseArgs({
   allowPositionals: true,
   options: {
     upstream: { type: "string" },
+    "bearer-length": { type: "string", default: "1500" },
     cold: { type: "boolean", default: false },
     log: { type: "string", default: "/tmp/eap-bench/proxy.log" },
     variant: { type: "string", default: "product" },
@@ -122,7 +131,9 @@ async function startUpstream(): Promise<{ url: string; close(): Promise<void> }>
     }
     if (path === PATHS.echoAuth) {
       req.resume();
-      const text = JSON.stringify({ bearer: /^Bearer \S+$/.test(req.headers.authorization ?? "") });
+      const authorization = req.headers.authorization ?? "";
+      const bearer = /^Bearer \S+$/.test(authorization);
+      const text = JSON.stringify({ bearer, length: bearer ? authorization.length - 7 : 0 });
       res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
       res.end(text);
       return;
@@ -149,13 +160,21 @@ function httpProxy3Version(): string {
   return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
 }
 
-async function startBare(upstream: string): Promise<{ url: string; close(): Promise<void> }> {
+/** A token-shaped static bearer as long as the one (c) attaches, so both send the same header bytes. */
+function staticBearer(length: number): string {
+  return randomBytes(length).toString("base64url").slice(0, length);
+}
+
+async function startBare(
+  upstream: string,
+  bearerLength: number,
+): Promise<{ url: string; close(): Promise<void> }> {
   // The same agent settings as src/proxy/forward.ts.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512, scheduling: "lifo" });
   const proxy = createProxyServer({
     target: upstream,
     agent,
-    headers: { authorization: "Bearer static-benchmark-token" },
+    headers: { authorization: `Bearer ${staticBearer(bearerLength)}` },
     changeOrigin: true,
     xfwd: false,
   });
@@ -212,18 +231,6 @@ function benchLogger(variant: ProxyVariant, destination: DestinationStream) {
   if (variant === "no-request-log" || variant === "no-log-no-metrics") {
     return createLogger({ level: "warn", destination });
   }
-  if (variant === "no-redact") {
-    // createLogger's options without `redact` (kept in step with src/observability/logger.ts by hand).
-    return pino(
-      {
-        level: "info",
-        base: { service: "entra-auth-proxy" },
-        timestamp: pino.stdTimeFunctions.isoTime,
-        formatters: { level: (label: string) => ({ level: label }) },
-      },
-      destination,
-    );
-  }
   return createLogger({ level: "info", destination });
 }
 
@@ -232,24 +239,21 @@ async function startEntraAuthProxy(
   cold: boolean,
   logFile: string,
   variant: ProxyVariant,
-): Promise<{
-  ready: Omit<ReadyMessage, "type" | "role">;
-  tokenRequests(): [number, number];
-  close(): Promise<void>;
-}> {
+): Promise<{ ready: Omit<ReadyMessage, "type" | "role">; close(): Promise<void> }> {
   if (variant === "no-metrics" || variant === "no-log-no-metrics") {
     // What-if only: this child's prom-client updates become no-ops (the registry still serves /metrics).
     Counter.prototype.inc = () => {};
     Histogram.prototype.observe = () => {};
   }
-  const world = await startDemoWorld();
+  if (!process.env.BENCH_WORLD) throw new Error("proxy needs BENCH_WORLD (the entra child's ready.world)");
+  const world = JSON.parse(process.env.BENCH_WORLD) as BenchWorld;
+  trustCaInProcess(world.caCert);
+  const env = { ...world.env, BENCH_UPSTREAM: upstream };
+  const { config, issues } = parseConfig(benchRoutesYaml(!cold), "bench-routes.yaml", env);
+  if (!config) throw new Error(issues.map((i) => i.message).join("\n"));
   const destination = pino.destination({ dest: logFile, sync: false, mkdir: true, append: false });
   const logger = benchLogger(variant, destination);
-  const proxy = await startDemoProxy(world, logger, {
-    yaml: benchRoutesYaml(!cold),
-    ports: { proxy: 0, admin: 0 },
-    env: { BENCH_UPSTREAM: upstream },
-  });
+  const proxy = await startProxy(config, { logger, env, ports: { proxy: 0, admin: 0 } });
   if (!cold) {
     // warmup: true acquires the token in the background; the throughput runs start with it cached.
     const deadline = Date.now() + 30_000;
@@ -259,14 +263,9 @@ async function startEntraAuthProxy(
     }
   }
   return {
-    ready: { url: proxy.proxyUrl, adminUrl: proxy.adminUrl, apiKey: world.secrets.apiKey, logFile },
-    tokenRequests() {
-      const all = world.emulator.tokenRequests;
-      return [all.length, all.filter((r) => r.outcome === "success").length];
-    },
+    ready: { url: proxy.proxyUrl, adminUrl: proxy.adminUrl, apiKey: world.apiKey, logFile },
     async close() {
       await proxy.close(100);
-      await world.close();
       destination.flushSync();
     },
   };
@@ -281,10 +280,23 @@ async function main(): Promise<void> {
     const s = await startUpstream();
     close = s.close;
     send({ type: "ready", role, url: s.url });
+  } else if (role === "entra") {
+    const world = await startDemoWorld();
+    close = world.close;
+    tokenRequests = () => {
+      const all = world.emulator.tokenRequests;
+      return [all.length, all.filter((r) => r.outcome === "success").length];
+    };
+    send({
+      type: "ready",
+      role,
+      url: world.emulator.url,
+      world: { env: world.env, caCert: world.pki.caCert, apiKey: world.secrets.apiKey },
+    });
   } else if (role === "bare" || role === "proxy") {
     if (!values.upstream) throw new Error(`${role} needs --upstream`);
     if (role === "bare") {
-      const s = await startBare(values.upstream);
+      const s = await startBare(values.upstream, Number(values["bearer-length"]));
       close = s.close;
       send({ type: "ready", role, url: s.url, http_proxy_3: httpProxy3Version() });
     } else {
@@ -293,11 +305,12 @@ async function main(): Promise<void> {
         throw new Error(`--variant must be one of ${PROXY_VARIANTS.join(", ")}`);
       const s = await startEntraAuthProxy(values.upstream, values.cold ?? false, values.log!, variant);
       close = s.close;
-      tokenRequests = s.tokenRequests;
       send({ type: "ready", role, ...s.ready, http_proxy_3: httpProxy3Version() });
     }
   } else {
-    throw new Error(`usage: bench-servers.ts upstream|bare|proxy [--upstream URL] [--cold] [--log FILE]`);
+    throw new Error(
+      `usage: bench-servers.ts upstream|entra|bare|proxy [--upstream URL] [--cold] [--log FILE]`,
+    );
   }
 
   let closing = false;

@@ -9,6 +9,7 @@
 //   npm run bench -- --quick            1 round, 1 s + 3 s, 64 MiB streams
 //   npm run bench -- --duration 10 --warmup 3 --rounds 3
 //   npm run bench -- --only throughput,streaming,token,ablation,profile
+//   npm run bench -- --only throughput --configs b,c --payloads 1k   (a quick A/B while tuning)
 //   npm run bench -- --profile          also profile (b) and (c) with --cpu-prof (written to --out/prof)
 //   npm run bench -- --ablation         also price logging / redaction / metrics with what-if variants of (c)
 //   npm run bench -- --doc              also replace the "latest run" block of docs/performance.md
@@ -55,6 +56,8 @@ const { values: flags } = parseArgs({
     "stream-mib": { type: "string" },
     burst: { type: "string", default: "1000" },
     only: { type: "string" },
+    configs: { type: "string", default: "a,b,c" },
+    payloads: { type: "string", default: "1k,64k" },
     profile: { type: "boolean", default: false },
     ablation: { type: "boolean", default: false },
     "profile-seconds": { type: "string", default: "8" },
@@ -92,6 +95,8 @@ const sections = new Set(
 for (const [k, v] of Object.entries(OPT)) {
   if (typeof v === "number" && !(v > 0)) throw new Error(`--${k} must be a positive number`);
 }
+const CONFIGS = new Set(flags.configs!.split(","));
+const PAYLOADS = (["1k", "64k"] as const).filter((p) => flags.payloads!.split(",").includes(p));
 mkdirSync(OPT.out, { recursive: true });
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
 
@@ -111,9 +116,45 @@ interface Child {
 
 const running = new Set<ChildProcess>();
 
+/** The Entra emulator child every proxy child gets its tokens from (started first by main). */
+let entra: Child | undefined;
+
+/** Token requests the emulator has answered so far. */
+async function tokenRequestCount(): Promise<number> {
+  if (!entra) throw new Error("the entra child is not running");
+  return (await entra.stats()).tokenRequests!;
+}
+
+/** Length of the emulator's access tokens; (b) attaches a static bearer of the same length. */
+let bearerLength = 0;
+
+async function measureBearerLength(upstreamUrl: string): Promise<number> {
+  const proxy = await startChild("proxy", [
+    "--upstream",
+    upstreamUrl,
+    "--log",
+    join(OPT.out, "proxy-probe.log"),
+  ]);
+  try {
+    const r = await request(`${proxy.ready.url}${PROXY_PREFIX}${PATHS.echoAuth}`, {
+      headers: { "x-api-key": proxy.ready.apiKey! },
+    });
+    return (JSON.parse(r.body.toString()) as { length: number }).length;
+  } finally {
+    await proxy.stop();
+  }
+}
+
+function startBare(upstreamUrl: string, nodeArgs: string[] = []): Promise<Child> {
+  return startChild("bare", ["--upstream", upstreamUrl, "--bearer-length", String(bearerLength)], nodeArgs);
+}
+
 async function startChild(role: Role, args: string[] = [], nodeArgs: string[] = []): Promise<Child> {
+  const env =
+    role === "proxy" ? { ...process.env, BENCH_WORLD: JSON.stringify(entra?.ready.world) } : process.env;
   const proc = spawn(process.execPath, ["--expose-gc", ...nodeArgs, SERVERS, role, ...args], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
+    env,
   });
   running.add(proc);
   proc.once("exit", () => running.delete(proc));
@@ -251,8 +292,11 @@ async function sanityCheck(configs: Config[]): Promise<void> {
       }
     }
     const auth = await request(`${c.base}${c.prefix}${PATHS.echoAuth}`, { headers: c.headers });
-    const { bearer } = JSON.parse(auth.body.toString()) as { bearer: boolean };
+    const { bearer, length } = JSON.parse(auth.body.toString()) as { bearer: boolean; length: number };
     if (bearer !== (c.name !== "a")) throw new Error(`${c.label}: upstream saw bearer=${bearer}`);
+    if (c.name !== "a" && length !== bearerLength) {
+      throw new Error(`${c.label}: bearer of ${length} characters, expected ${bearerLength}`);
+    }
   }
   const noKey = await request(`${configs[2]!.base}${PROXY_PREFIX}${PATHS.json1k}`);
   if (noKey.status !== 401) throw new Error(`(c) without an API key answered ${noKey.status}, expected 401`);
@@ -532,6 +576,7 @@ async function burst(url: string, headers: Record<string, string>, agent: http.A
 
 async function tokenBurst(upstreamUrl: string, round: number): Promise<BurstResult> {
   const logFile = join(OPT.out, `proxy-cold-${round}.log`);
+  const tokensBeforeStart = await tokenRequestCount();
   const proxy = await startChild("proxy", ["--upstream", upstreamUrl, "--cold", "--log", logFile]);
   try {
     const n = OPT.burst;
@@ -543,13 +588,14 @@ async function tokenBurst(upstreamUrl: string, round: number): Promise<BurstResu
     const preconnected = Object.values(agent.freeSockets).reduce((s, list) => s + (list?.length ?? 0), 0);
     if ((pre.statuses["401"] ?? 0) !== n)
       throw new Error(`pre-connect answers: ${JSON.stringify(pre.statuses)}`);
-    const before = (await proxy.stats()).tokenRequests!;
-    if (before !== 0) throw new Error(`cold proxy already made ${before} token requests`);
+    const before = await tokenRequestCount();
+    const early = before - tokensBeforeStart;
+    if (early !== 0) throw new Error(`cold proxy already made ${early} token requests`);
     const headers = { "x-api-key": proxy.ready.apiKey! };
     const cold = await burst(url, headers, agent, n);
-    const afterCold = (await proxy.stats()).tokenRequests!;
+    const afterCold = await tokenRequestCount();
     const warm = await burst(url, headers, agent, n);
-    const afterWarm = (await proxy.stats()).tokenRequests!;
+    const afterWarm = await tokenRequestCount();
     agent.destroy();
     const r: BurstResult = {
       round,
@@ -578,9 +624,14 @@ async function profileRuns(upstreamUrl: string) {
   for (const name of ["b", "c"] as const) {
     const file = `${name}-${stamp}.cpuprofile`;
     const nodeArgs = ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${file}`];
-    const args = ["--upstream", upstreamUrl];
-    if (name === "c") args.push("--log", join(OPT.out, "proxy-profile.log"));
-    const child = await startChild(name === "b" ? "bare" : "proxy", args, nodeArgs);
+    const child =
+      name === "b"
+        ? await startBare(upstreamUrl, nodeArgs)
+        : await startChild(
+            "proxy",
+            ["--upstream", upstreamUrl, "--log", join(OPT.out, "proxy-profile.log")],
+            nodeArgs,
+          );
     const headers: Record<string, string> = name === "c" ? { "x-api-key": child.ready.apiKey! } : {};
     const url = `${child.ready.url}${name === "c" ? PROXY_PREFIX : ""}${PATHS.json1k}`;
     await load(url, headers, OPT.warmup, false);
@@ -679,7 +730,7 @@ async function ablationRuns(upstreamUrl: string, bare: Child): Promise<AblationR
 function ablationMarkdown(results: AblationResult[]): string[] {
   const lines = [
     "",
-    `**What-if ablations of (c)** (1 KiB; each variant a fresh child; not product configurations — they price a cost): no-request-log = logger at warn; no-redact = same pino options without \`redact\`; no-metrics = prom-client \`inc\`/\`observe\` stubbed.`,
+    `**What-if ablations of (c)** (1 KiB; each variant a fresh child; not product configurations — they price a cost): no-request-log = logger at warn; no-metrics = prom-client \`inc\`/\`observe\` stubbed.`,
     "",
     "| variant | req/s per round | mean req/s | ratio to (b) | p99 ms (mean) |",
     "|---|---:|---:|---:|---:|",
@@ -848,6 +899,9 @@ async function main(): Promise<void> {
   const env = machine();
   log(`node ${env.node}, ${env.nproc} CPUs (${env.cpu}); sections: ${[...sections].join(", ")}`);
   const upstream = await startChild("upstream");
+  entra = await startChild("entra");
+  bearerLength = await measureBearerLength(upstream.ready.url);
+  log(`the emulator's access tokens are ${bearerLength} characters; (b) sends a static bearer as long`);
   const report: Record<string, unknown> = { machine: env, options: OPT, started: new Date().toISOString() };
   const md: string[] = [
     `Run of ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC — ${env.nproc} × ${env.cpu}, ${env.memGiB} GiB, ${env.kernel}, Node ${env.node}, ${Object.entries(
@@ -858,7 +912,7 @@ async function main(): Promise<void> {
   ];
   try {
     if (sections.has("throughput") || sections.has("streaming")) {
-      const bare = await startChild("bare", ["--upstream", upstream.ready.url]);
+      const bare = await startBare(upstream.ready.url);
       const proxyLog = join(OPT.out, "proxy.log");
       const proxy = await startChild("proxy", ["--upstream", upstream.ready.url, "--log", proxyLog]);
       const configs = configurations(upstream, bare, proxy);
@@ -867,8 +921,10 @@ async function main(): Promise<void> {
       if (sections.has("throughput")) {
         const results: LoadResult[] = [];
         for (let round = 1; round <= OPT.rounds; round++) {
-          for (const payload of ["1k", "64k"] as const) {
-            for (const c of configs) results.push(await throughputRun(c, payload, round));
+          for (const payload of PAYLOADS) {
+            for (const c of configs.filter((x) => CONFIGS.has(x.name))) {
+              results.push(await throughputRun(c, payload, round));
+            }
           }
         }
         report.throughput = results;
@@ -902,7 +958,7 @@ async function main(): Promise<void> {
       md.push(...burstMarkdown(results));
     }
     if (sections.has("ablation")) {
-      const bare = await startChild("bare", ["--upstream", upstream.ready.url]);
+      const bare = await startBare(upstream.ready.url);
       const results = await ablationRuns(upstream.ready.url, bare);
       await bare.stop();
       report.ablation = results;
@@ -918,7 +974,7 @@ async function main(): Promise<void> {
       md.push(...profileMarkdown(profiles));
     }
   } finally {
-    await upstream.stop();
+    await Promise.all([upstream.stop(), entra.stop()]);
   }
   const text = md.join("\n");
   const base = join(OPT.out, `results-${stamp}`);

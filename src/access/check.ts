@@ -1,6 +1,6 @@
 // Inbound access control per route (design.md "access"): every listed condition must hold.
 // API keys are compared as SHA-256 digests in constant time; nothing says which condition failed.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import type { AccessConfig } from "../config/types.ts";
 import { buildBlockList, contains } from "./client-ip.ts";
@@ -75,7 +75,7 @@ function compileKeysAndCidrs(
       if (challenge) denial.challenge = challenge;
       return denial;
     }
-    const digest = createHash("sha256").update(presented, "utf8").digest();
+    const digest = hash("sha256", presented, "buffer"); // one-shot: no Hash object per request
     // Compare against every key, without stopping early, so timing does not reveal which matched.
     let matched: (typeof keys)[number] | undefined;
     for (const key of keys) {

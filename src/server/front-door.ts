@@ -12,11 +12,11 @@ import type { TokenProvider } from "../auth/tokens.ts";
 import type { RouteConfig } from "../config/types.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../observability/logger.ts";
-import { safePath } from "../observability/logger.ts";
+import { requestLogger, safePath } from "../observability/logger.ts";
 import type { ProxyMetrics } from "../observability/metrics.ts";
 import type { RecentEvents } from "../observability/recent-events.ts";
 import type { Forwarder, ForwardOptions } from "../proxy/forward.ts";
-import { pickRequestId, prepareRequestHeaders, responseHeaders } from "../proxy/headers.ts";
+import { pickRequestId, requestHeadersFor, responseHeaders } from "../proxy/headers.ts";
 import { sendWithLinkRewrite } from "../proxy/link-rewrite.ts";
 import {
   rewriteLocationHeaders,
@@ -147,6 +147,7 @@ function readSmallBody(req: IncomingMessage): Promise<Buffer> {
 
 export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { forwarder, metrics, logger } = deps;
+  const requestLog = requestLogger(logger);
   const renderProblem = createProblemRenderer();
 
   function record(req: IncomingMessage, res: ServerResponse, x: Exchange): void {
@@ -157,7 +158,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     metrics.requests.inc({ route, method, status: String(status) });
     metrics.requestDuration.observe({ route }, seconds);
     if (x.route) x.route.inFlight--;
-    logger.info({
+    requestLog.info({
       msg: "request",
       requestId: x.requestId,
       route,
@@ -204,7 +205,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     const { clientIp, publicUrl } = routing;
     const socket = req.socket as TLSSocket;
     const peer = socket.remoteAddress ?? "";
-    prepareRequestHeaders(req.headers, {
+    req.headers = requestHeadersFor(req.headers, {
       clientPeer: normaliseIp(peer),
       trustedPeer: clientIp.isTrusted(peer),
       proto: socket.encrypted ? "https" : "http",
@@ -366,7 +367,6 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       retried: false,
     };
     req.originalUrl = req.url;
-    res.setHeader("x-request-id", x.requestId);
     res.once("close", () => record(req, res, x));
     try {
       const routing = deps.routing();
@@ -445,6 +445,7 @@ export function createProblemRenderer(): (
   app.use(helmet());
   app.use((_req, res) => {
     const { problem, requestId } = res.locals as { problem: ProxyError; requestId: string };
+    res.setHeader("x-request-id", requestId);
     for (const [name, value] of Object.entries(problem.headers)) res.setHeader(name, value);
     res
       .status(problem.status)
