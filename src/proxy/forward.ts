@@ -26,9 +26,18 @@ interface Context {
   timedOut: boolean;
   aborted: boolean;
   upstreamRequest: http.ClientRequest | undefined;
+  response: IncomingMessage | undefined;
+  /** Bytes read + written on the upstream socket at the last sweep, and when that last changed. */
+  activity: number;
+  activeAt: number;
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * How often in-flight upstream requests are checked for idleness: the response timeout's precision.
+ * One sweep for all requests is much cheaper on the hot path than a socket timer per request.
+ */
+const SWEEP_MS = 100;
 const CONTEXT = Symbol("entra-auth-proxy.forward");
 type WithContext = IncomingMessage & { [CONTEXT]?: Context };
 
@@ -47,9 +56,17 @@ const UNREACHABLE_CODES = new Set([
   "ERR_TLS_CERT_ALTNAME_INVALID",
 ]);
 
+function activityOf(request: http.ClientRequest): number {
+  const socket = request.socket;
+  return socket ? socket.bytesRead + socket.bytesWritten : 0;
+}
+
 export class Forwarder {
   private readonly proxy: ProxyServer;
   private readonly agents: { http: http.Agent; https: https.Agent };
+  /** Upstream requests waiting for, or receiving, their response. */
+  private readonly inFlight = new Set<Context>();
+  private readonly sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref();
 
   constructor(options: { maxSockets?: number } = {}) {
     const agentOptions = {
@@ -67,21 +84,29 @@ export class Forwarder {
         proxyReq.destroy();
         return;
       }
-      proxyReq.setTimeout(ctx.options.timeoutMs, () => {
-        ctx.timedOut = true;
-        proxyReq.destroy(new Error("upstream timeout"));
-      });
+      ctx.activity = activityOf(proxyReq);
+      ctx.activeAt = Date.now();
+      this.inFlight.add(ctx);
     });
     this.proxy.on("proxyRes", (upstream, req) => {
       const ctx = (req as WithContext)[CONTEXT];
       if (!ctx) return;
+      ctx.response = upstream;
       ctx.options.onResponse(upstream);
     });
   }
 
   /** Starts the upstream request; the returned function aborts it (e.g. the caller sent too much). */
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): () => void {
-    const ctx: Context = { options, timedOut: false, aborted: false, upstreamRequest: undefined };
+    const ctx: Context = {
+      options,
+      timedOut: false,
+      aborted: false,
+      upstreamRequest: undefined,
+      response: undefined,
+      activity: 0,
+      activeAt: 0,
+    };
     (req as WithContext)[CONTEXT] = ctx;
     req.url = options.path;
     const proxyOptions: Parameters<ProxyServer["web"]>[2] = {
@@ -110,7 +135,30 @@ export class Forwarder {
     };
   }
 
+  /** Upstream timeout: a request whose socket moved no byte for timeoutMs is destroyed (→ 504). */
+  private sweep(): void {
+    const now = Date.now();
+    for (const ctx of this.inFlight) {
+      const request = ctx.upstreamRequest!;
+      if (request.destroyed || ctx.response?.complete) {
+        this.inFlight.delete(ctx);
+        continue;
+      }
+      const activity = activityOf(request);
+      if (activity !== ctx.activity) {
+        ctx.activity = activity;
+        ctx.activeAt = now;
+      } else if (now - ctx.activeAt >= ctx.options.timeoutMs) {
+        this.inFlight.delete(ctx);
+        ctx.timedOut = true;
+        request.destroy(new Error("upstream timeout"));
+      }
+    }
+  }
+
   close(): void {
+    clearInterval(this.sweeper);
+    this.inFlight.clear();
     this.agents.http.destroy();
     this.agents.https.destroy();
     this.proxy.close();

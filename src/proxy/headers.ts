@@ -7,8 +7,11 @@ const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "te", "trail
 /** Inbound credentials that belong to the caller↔proxy hop and must never reach Microsoft. */
 const CALLER_CREDENTIALS = ["authorization", "cookie", "proxy-authorization", "x-api-key"];
 
-/** Request headers never copied upstream (http-proxy-3 sets the upstream's Host: changeOrigin). */
-const DROPPED_REQUEST_HEADERS = new Set([...HOP_BY_HOP, ...CALLER_CREDENTIALS, "host"]);
+/**
+ * Request headers never copied upstream: http-proxy-3 sets the upstream's Host (changeOrigin), and
+ * Node has already answered the caller's `Expect: 100-continue` on the caller↔proxy hop.
+ */
+const DROPPED_REQUEST_HEADERS = new Set([...HOP_BY_HOP, ...CALLER_CREDENTIALS, "host", "expect"]);
 const DROPPED_RESPONSE_HEADERS = new Set(HOP_BY_HOP);
 
 /** Extra hop-by-hop names a `Connection` header lists (never transfer-encoding or host). */
