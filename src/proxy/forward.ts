@@ -92,6 +92,8 @@ export class Forwarder {
       const ctx = (req as WithContext)[CONTEXT];
       if (!ctx) return;
       ctx.response = upstream;
+      // Leave the set as soon as the body is over, so the context is garbage while still young.
+      upstream.once("close", () => this.inFlight.delete(ctx));
       ctx.options.onResponse(upstream);
     });
   }
@@ -119,6 +121,7 @@ export class Forwarder {
     if (options.body) proxyOptions.buffer = options.body;
     this.proxy.web(req, res, proxyOptions, (err) => {
       const e = err as NodeJS.ErrnoException;
+      this.inFlight.delete(ctx);
       if (ctx.aborted) return;
       if (ctx.timedOut) {
         options.onError(
