@@ -25,11 +25,11 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
 import { createProxyServer } from "http-proxy-3";
-import { type DestinationStream, pino } from "pino";
+import type { DestinationStream } from "pino";
 import { Counter, Histogram } from "prom-client";
 import { parseConfig } from "../src/config/load.ts";
 import { startDemoWorld, trustCaInProcess } from "../src/demo/stack.ts";
-import { createLogger } from "../src/observability/logger.ts";
+import { createLogger, logDestination } from "../src/observability/logger.ts";
 import { startProxy } from "../src/server/start.ts";
 import {
   type BenchWorld,
@@ -251,7 +251,7 @@ async function startEntraAuthProxy(
   const env = { ...world.env, BENCH_UPSTREAM: upstream };
   const { config, issues } = parseConfig(benchRoutesYaml(!cold), "bench-routes.yaml", env);
   if (!config) throw new Error(issues.map((i) => i.message).join("\n"));
-  const destination = pino.destination({ dest: logFile, sync: false, mkdir: true, append: false });
+  const destination = logDestination(logFile); // as in production: batched, asynchronous
   const logger = benchLogger(variant, destination);
   const proxy = await startProxy(config, { logger, env, ports: { proxy: 0, admin: 0 } });
   if (!cold) {
@@ -266,7 +266,7 @@ async function startEntraAuthProxy(
     ready: { url: proxy.proxyUrl, adminUrl: proxy.adminUrl, apiKey: world.apiKey, logFile },
     async close() {
       await proxy.close(100);
-      destination.flushSync();
+      (destination as { flushSync?: () => void }).flushSync?.();
     },
   };
 }

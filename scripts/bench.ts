@@ -13,9 +13,11 @@
 //   npm run bench -- --profile          also profile (b) and (c) with --cpu-prof (written to --out/prof)
 //   npm run bench -- --ablation         also price logging / redaction / metrics with what-if variants of (c)
 //   npm run bench -- --doc              also replace the "latest run" block of docs/performance.md
+//   npm run bench -- --node-args="--trace-gc"   Node options for (b) and (c)
+//   npm run bench -- --no-pin           do not pin the proxy under test to CPU 1 (taskset) and the rest to CPU 0
 //
 // Results: printed as markdown, and written to <out>/results-<time>.{json,md} (default /tmp/eap-bench).
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -61,6 +63,8 @@ const { values: flags } = parseArgs({
     profile: { type: "boolean", default: false },
     ablation: { type: "boolean", default: false },
     "profile-seconds": { type: "string", default: "8" },
+    "no-pin": { type: "boolean", default: false },
+    "node-args": { type: "string", default: "" },
     quick: { type: "boolean", default: false },
     doc: { type: "boolean", default: false },
     out: { type: "string", default: "/tmp/eap-bench" },
@@ -98,6 +102,15 @@ for (const [k, v] of Object.entries(OPT)) {
 const CONFIGS = new Set(flags.configs!.split(","));
 const PAYLOADS = (["1k", "64k"] as const).filter((p) => flags.payloads!.split(",").includes(p));
 mkdirSync(OPT.out, { recursive: true });
+
+/** Extra Node options for the servers under test, e.g. --node-args="--max-semi-space-size=16". */
+const SERVER_NODE_ARGS = flags["node-args"]!.split(" ").filter(Boolean);
+
+/** Pins this process (and so upstream + emulator) to CPU 0 and each proxy under test to CPU 1. */
+const PINNED =
+  !flags["no-pin"] &&
+  os.availableParallelism() >= 2 &&
+  spawnSync("taskset", ["-a", "-p", "-c", "0", String(process.pid)], { stdio: "ignore" }).status === 0;
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
 
 function log(message: string): void {
@@ -152,7 +165,11 @@ function startBare(upstreamUrl: string, nodeArgs: string[] = []): Promise<Child>
 async function startChild(role: Role, args: string[] = [], nodeArgs: string[] = []): Promise<Child> {
   const env =
     role === "proxy" ? { ...process.env, BENCH_WORLD: JSON.stringify(entra?.ready.world) } : process.env;
-  const proc = spawn(process.execPath, ["--expose-gc", ...nodeArgs, SERVERS, role, ...args], {
+  const extra = role === "bare" || role === "proxy" ? SERVER_NODE_ARGS : [];
+  const command = [process.execPath, "--expose-gc", ...extra, ...nodeArgs, SERVERS, role, ...args];
+  // The server under test gets CPU 1 to itself; the load generator, upstream and emulator share CPU 0.
+  if (PINNED && (role === "bare" || role === "proxy")) command.unshift("taskset", "-c", "1");
+  const proc = spawn(command[0]!, command.slice(1), {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     env,
   });
@@ -317,6 +334,8 @@ interface LoadResult {
   max: number;
   /** CPU time (user + system) the server process spent per request in the measured window. */
   cpuUsPerRequest: number;
+  /** The same for the main (JavaScript) thread alone; the rest is GC helpers, JIT and the thread pool. */
+  mainThreadCpuUsPerRequest: number;
   errors: number;
   non2xx: number;
   timeouts: number;
@@ -324,9 +343,9 @@ interface LoadResult {
 
 const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
-/** utime + stime of a process, in µs (fields 14 and 15 of /proc/PID/stat). */
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+/** utime + stime of a process (or, with `thread`, of one of its threads), in µs (/proc …/stat fields 14, 15). */
+function cpuUs(pid: number, thread?: number): number {
+  const stat = readFileSync(thread ? `/proc/${pid}/task/${thread}/stat` : `/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_SECOND;
 }
@@ -343,8 +362,10 @@ async function throughputRun(c: Config, payload: "1k" | "64k", round: number): P
   const url = `${c.base}${c.prefix}${payload === "1k" ? PATHS.json1k : PATHS.json64k}`;
   await load(url, c.headers, OPT.warmup, false);
   const cpuBefore = cpuUs(c.pid);
+  const mainBefore = cpuUs(c.pid, c.pid);
   const { result, latencies } = await load(url, c.headers, OPT.duration, true);
   const cpuSpent = cpuUs(c.pid) - cpuBefore;
+  const mainSpent = cpuUs(c.pid, c.pid) - mainBefore;
   const sorted = Float64Array.from(latencies).sort();
   const r: LoadResult = {
     config: c.name,
@@ -358,12 +379,13 @@ async function throughputRun(c: Config, payload: "1k" | "64k", round: number): P
     p99: percentile(sorted, 99),
     max: sorted[sorted.length - 1] ?? Number.NaN,
     cpuUsPerRequest: cpuSpent / result.requests.total,
+    mainThreadCpuUsPerRequest: mainSpent / result.requests.total,
     errors: result.errors,
     non2xx: result.non2xx,
     timeouts: result.timeouts,
   };
   log(
-    `round ${round} ${payload} ${c.name}: ${fmtInt(r.rps)} req/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms, ${r.cpuUsPerRequest.toFixed(0)} µs CPU/req` +
+    `round ${round} ${payload} ${c.name}: ${fmtInt(r.rps)} req/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms, ${r.cpuUsPerRequest.toFixed(0)} µs CPU/req (main thread ${r.mainThreadCpuUsPerRequest.toFixed(0)})` +
       (r.errors + r.non2xx + r.timeouts > 0
         ? ` errors ${r.errors} non2xx ${r.non2xx} timeouts ${r.timeouts}`
         : ""),
@@ -763,7 +785,7 @@ function machine() {
       }
     ).version;
   return {
-    nproc: os.availableParallelism(),
+    nproc: os.cpus().length,
     cpu,
     memGiB: (os.totalmem() / 1024 ** 3).toFixed(1),
     kernel: `${os.type()} ${os.release()}`,
@@ -912,13 +934,19 @@ async function main(): Promise<void> {
   entra = await startChild("entra");
   bearerLength = await measureBearerLength(upstream.ready.url);
   log(`the emulator's access tokens are ${bearerLength} characters; (b) sends a static bearer as long`);
-  const report: Record<string, unknown> = { machine: env, options: OPT, started: new Date().toISOString() };
+  const report: Record<string, unknown> = {
+    machine: env,
+    options: { ...OPT, pinned: PINNED },
+    started: new Date().toISOString(),
+  };
   const md: string[] = [
     `Run of ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC — ${env.nproc} × ${env.cpu}, ${env.memGiB} GiB, ${env.kernel}, Node ${env.node}, ${Object.entries(
       env.versions,
     )
       .map(([k, v]) => `${k} ${v}`)
-      .join(", ")}.`,
+      .join(
+        ", ",
+      )}. ${PINNED ? "Proxy under test pinned to CPU 1; load generator, upstream and Entra emulator on CPU 0 (taskset)." : "No CPU pinning."}`,
   ];
   try {
     if (sections.has("throughput") || sections.has("streaming")) {
