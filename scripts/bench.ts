@@ -8,7 +8,7 @@
 //   npm run bench                       full run (≈ 4 min): 2 rounds × 2 payloads × 3 configs × (2 s + 6 s)
 //   npm run bench -- --quick            1 round, 1 s + 3 s, 64 MiB streams
 //   npm run bench -- --duration 10 --warmup 3 --rounds 3
-//   npm run bench -- --only throughput,streaming,token,ablation,profile
+//   npm run bench -- --only paired,throughput,streaming,token,ablation,profile
 //   npm run bench -- --only throughput --configs b,c --payloads 1k   (a quick A/B while tuning)
 //   npm run bench -- --profile          also profile (b) and (c) with --cpu-prof (written to --out/prof)
 //   npm run bench -- --ablation         also price logging / redaction / metrics with what-if variants of (c)
@@ -92,7 +92,7 @@ const OPT = {
   out: flags.out!,
 };
 const sections = new Set(
-  (flags.only ?? `throughput,streaming,token${flags.profile ? ",profile" : ""}`)
+  (flags.only ?? `paired,throughput,streaming,token${flags.profile ? ",profile" : ""}`)
     .split(",")
     .map((s) => s.trim()),
 );
@@ -391,6 +391,72 @@ async function throughputRun(c: Config, payload: "1k" | "64k", round: number): P
         : ""),
   );
   return r;
+}
+
+// -------------------------------------------------------------------------------- paired
+
+interface PairedResult {
+  payload: "1k" | "64k";
+  round: number;
+  b: { rps: number; cpuUsPerRequest: number };
+  c: { rps: number; cpuUsPerRequest: number };
+}
+
+/**
+ * (b) and (c) loaded at the same time, each by its own autocannon with the same connection count,
+ * both on the same CPU: the scheduler splits that CPU between them, so the req/s ratio is the ratio of
+ * their efficiencies measured under identical conditions — immune to the machine's speed drifting
+ * between runs, which on shared cloud CPUs moves sequential runs by ±30 %.
+ */
+async function pairedRun(b: Config, c: Config, payload: "1k" | "64k", round: number): Promise<PairedResult> {
+  const path = payload === "1k" ? PATHS.json1k : PATHS.json64k;
+  const both = () => [b, c] as const;
+  await Promise.all(both().map((x) => load(`${x.base}${x.prefix}${path}`, x.headers, OPT.warmup, false)));
+  const before = both().map((x) => cpuUs(x.pid));
+  const runs = await Promise.all(
+    both().map((x) => load(`${x.base}${x.prefix}${path}`, x.headers, OPT.duration, false)),
+  );
+  const after = both().map((x) => cpuUs(x.pid));
+  const side = (i: 0 | 1) => {
+    const { result } = runs[i]!;
+    if (result.errors + result.non2xx + result.timeouts > 0)
+      throw new Error(`paired run: errors on (${both()[i]!.name})`);
+    return {
+      rps: result.requests.total / result.duration,
+      cpuUsPerRequest: (after[i]! - before[i]!) / result.requests.total,
+    };
+  };
+  const r: PairedResult = { payload, round, b: side(0), c: side(1) };
+  log(
+    `paired round ${round} ${payload}: b ${fmtInt(r.b.rps)} req/s (${r.b.cpuUsPerRequest.toFixed(0)} µs CPU/req), c ${fmtInt(r.c.rps)} req/s (${r.c.cpuUsPerRequest.toFixed(0)} µs CPU/req), c/b ${(r.c.rps / r.b.rps).toFixed(2)}`,
+  );
+  return r;
+}
+
+function pairedMarkdown(results: PairedResult[]): string[] {
+  const lines = [
+    "",
+    `**Paired runs**: (b) and (c) loaded simultaneously (${OPT.connections} connections each, ${OPT.warmup} s warm-up + ${OPT.duration} s) while sharing ${PINNED ? "CPU 1" : "the CPUs"}, so both see the same machine speed.`,
+    "",
+    "| payload | round | (b) req/s | (c) req/s | c/b req/s | (b) CPU µs/req | (c) CPU µs/req |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+  ];
+  const verdicts: string[] = [];
+  for (const payload of ["1k", "64k"] as const) {
+    const rows = results.filter((r) => r.payload === payload);
+    if (rows.length === 0) continue;
+    for (const r of rows) {
+      lines.push(
+        `| ${payload === "1k" ? "1 KiB" : "64 KiB"} | ${r.round} | ${fmtInt(r.b.rps)} | ${fmtInt(r.c.rps)} | ${(r.c.rps / r.b.rps).toFixed(2)} | ${r.b.cpuUsPerRequest.toFixed(0)} | ${r.c.cpuUsPerRequest.toFixed(0)} |`,
+      );
+    }
+    const m = median(rows.map((r) => r.c.rps / r.b.rps));
+    verdicts.push(
+      `${payload === "1k" ? "1 KiB" : "64 KiB"} paired: c/b = ${m.toFixed(2)} (median of ${rows.length}; target ≥ 0.85: ${m >= 0.85 ? "met" : "NOT met"})`,
+    );
+  }
+  lines.push("", ...verdicts.map((v) => `- ${v}`));
+  return lines;
 }
 
 // -------------------------------------------------------------------------------- streaming
@@ -949,13 +1015,22 @@ async function main(): Promise<void> {
       )}. ${PINNED ? "Proxy under test pinned to CPU 1; load generator, upstream and Entra emulator on CPU 0 (taskset)." : "No CPU pinning."}`,
   ];
   try {
-    if (sections.has("throughput") || sections.has("streaming")) {
+    if (sections.has("throughput") || sections.has("paired") || sections.has("streaming")) {
       const bare = await startBare(upstream.ready.url);
       const proxyLog = join(OPT.out, "proxy.log");
       const proxy = await startChild("proxy", ["--upstream", upstream.ready.url, "--log", proxyLog]);
       const configs = configurations(upstream, bare, proxy);
       await sanityCheck(configs);
       log("sanity check passed: 200s with exact bodies; (b) and (c) attach a bearer, (a) does not");
+      if (sections.has("paired")) {
+        const results: PairedResult[] = [];
+        const [b, c] = [configs[1]!, configs[2]!];
+        for (let round = 1; round <= OPT.rounds; round++) {
+          for (const payload of PAYLOADS) results.push(await pairedRun(b, c, payload, round));
+        }
+        report.paired = results;
+        md.push(...pairedMarkdown(results));
+      }
       if (sections.has("throughput")) {
         const results: LoadResult[] = [];
         for (let round = 1; round <= OPT.rounds; round++) {

@@ -18,6 +18,8 @@ export interface ForwardOptions {
   /** Replayable body to send instead of the request stream. */
   body?: Readable;
   onResponse(upstream: IncomingMessage): void;
+  /** The upstream response closed (`upstream.complete` tells whether its body arrived whole). */
+  onClose?(upstream: IncomingMessage): void;
   onError(error: ProxyError): void;
 }
 
@@ -93,12 +95,18 @@ export class Forwarder {
       if (!ctx) return;
       ctx.response = upstream;
       // Leave the set as soon as the body is over, so the context is garbage while still young.
-      upstream.once("close", () => this.inFlight.delete(ctx));
+      upstream.once("close", () => {
+        this.inFlight.delete(ctx);
+        ctx.options.onClose?.(upstream);
+      });
       ctx.options.onResponse(upstream);
     });
   }
 
-  /** Starts the upstream request; the returned function aborts it (e.g. the caller sent too much). */
+  /**
+   * Starts the upstream request with `req.headers` as they are (the caller cleans them first) plus the
+   * bearer; the returned function aborts it (e.g. the caller sent too much).
+   */
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): () => void {
     const ctx: Context = {
       options,
@@ -111,10 +119,12 @@ export class Forwarder {
     };
     (req as WithContext)[CONTEXT] = ctx;
     req.url = options.path;
+    // Set on the request's own (already cleaned) headers rather than through http-proxy-3's `headers`
+    // option, which would copy every header a second time.
+    req.headers.authorization = `Bearer ${options.bearer}`;
     const proxyOptions: Parameters<ProxyServer["web"]>[2] = {
       target: options.target,
       agent: options.target.protocol === "https:" ? this.agents.https : this.agents.http,
-      headers: { authorization: `Bearer ${options.bearer}` },
       // A dead host should fail fast (502), well before the response timeout (504).
       connectTimeout: Math.min(options.timeoutMs, CONNECT_TIMEOUT_MS),
     };

@@ -239,7 +239,9 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
    */
   function send(t: Attempt, bearer: string, replay: Buffer | undefined, retried: boolean): void {
     const { req, res, x, route } = t;
+    let passing = false;
     const passThrough = (upstream: IncomingMessage) => {
+      passing = true;
       const headers = responseHeaders(upstream, route.target.hostname);
       headers["x-request-id"] = x.requestId;
       // Only responses that carry a URL to rewrite pay for building the proxy's own base URL.
@@ -247,14 +249,6 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       const mappings = needsMappings ? urlMappings(req, route, t.publicUrl) : [];
       if (needsMappings) rewriteLocationHeaders(headers, mappings);
       const status = upstream.statusCode ?? 502;
-      // An upstream that dies mid-body must not leave the caller waiting, or with a short body that
-      // looks complete: break the caller's connection too.
-      upstream.once("close", () => {
-        if (!upstream.complete) {
-          x.error = "upstream_reset";
-          res.destroy();
-        }
-      });
       if (route.config.rewriteLinks) {
         sendWithLinkRewrite(upstream, res, status, headers, mappings, (result) =>
           metrics.linkRewrites.inc({ route: route.label, result }),
@@ -296,6 +290,14 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
             fail(req, res, x, err);
           },
         );
+      },
+      onClose(upstream) {
+        // An upstream that dies mid-body must not leave the caller waiting, or with a short body that
+        // looks complete: break the caller's connection too.
+        if (passing && !upstream.complete) {
+          x.error = "upstream_reset";
+          res.destroy();
+        }
       },
       onError(error) {
         fail(req, res, x, error);
