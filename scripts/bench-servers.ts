@@ -79,6 +79,13 @@ function listen(server: http.Server): Promise<string> {
   });
 }
 
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+}
+
 // ------------------------------------------------------------------------------------ upstream
 
 async function startUpstream(): Promise<{ url: string; close(): Promise<void> }> {
@@ -142,15 +149,7 @@ async function startUpstream(): Promise<{ url: string; close(): Promise<void> }>
     res.writeHead(404, { "content-length": 0 });
     res.end();
   });
-  const url = await listen(server);
-  return {
-    url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { url: await listen(server), close: () => closeServer(server) };
 }
 
 // ------------------------------------------------------------------------------------ bare (b)
@@ -187,15 +186,12 @@ async function startBare(
     }
   });
   const server = http.createServer(SERVER_OPTIONS, (req, res) => proxy.web(req, res));
-  const url = await listen(server);
   return {
-    url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-        agent.destroy();
-      }),
+    url: await listen(server),
+    close: async () => {
+      await closeServer(server);
+      agent.destroy();
+    },
   };
 }
 

@@ -5,7 +5,9 @@
 // Every server runs in its own child process (scripts/bench-servers.ts); this process is only the load
 // generator (autocannon, 50 connections) and the streaming / burst clients. All traffic is 127.0.0.1.
 //
-//   npm run bench                       full run (≈ 4 min): 2 rounds × 2 payloads × 3 configs × (2 s + 6 s)
+//   npm run bench                       full run (≈ 6 min): 3 rounds of paired (b)+(c) runs, 3 rounds of
+//                                       sequential (a)/(b)/(c) runs × 2 payloads × (2 s + 5 s), 200 MiB
+//                                       streams, 3 cold-token bursts
 //   npm run bench -- --quick            1 round, 1 s + 3 s, 64 MiB streams
 //   npm run bench -- --duration 10 --warmup 3 --rounds 3
 //   npm run bench -- --only paired,throughput,streaming,token,ablation,profile
@@ -82,9 +84,9 @@ if (flags.help) {
 }
 const quick = flags.quick ?? false;
 const OPT = {
-  duration: Number(flags.duration ?? (quick ? 3 : 6)),
+  duration: Number(flags.duration ?? (quick ? 3 : 5)),
   warmup: Number(flags.warmup ?? (quick ? 1 : 2)),
-  rounds: Number(flags.rounds ?? (quick ? 1 : 2)),
+  rounds: Number(flags.rounds ?? (quick ? 1 : 3)),
   connections: Number(flags.connections),
   streamBytes: Number(flags["stream-mib"] ?? (quick ? 64 : 200)) * MiB,
   burst: Number(flags.burst),
@@ -92,7 +94,10 @@ const OPT = {
   out: flags.out!,
 };
 const sections = new Set(
-  (flags.only ?? `paired,throughput,streaming,token${flags.profile ? ",profile" : ""}`)
+  (
+    flags.only ??
+    `paired,throughput,streaming,token${flags.ablation ? ",ablation" : ""}${flags.profile ? ",profile" : ""}`
+  )
     .split(",")
     .map((s) => s.trim()),
 );

@@ -1,0 +1,37 @@
+// The child side of proxy-process.ts: startProxy in a process of its own, configured over IPC.
+import { parseConfig } from "../../src/config/load.ts";
+import { trustCaInProcess } from "../../src/demo/stack.ts";
+import { createLogger, logDestination } from "../../src/observability/logger.ts";
+import { startProxy } from "../../src/server/start.ts";
+import type { ChildRequest, ParentRequest } from "./proxy-process.ts";
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+function reply(message: ChildRequest): void {
+  process.send?.(message);
+}
+
+process.once("message", async (start: ParentRequest) => {
+  if (start.type !== "start") throw new Error(`expected start, got ${start.type}`);
+  trustCaInProcess(start.caCert);
+  const { config, issues } = parseConfig(start.yaml, "routes.yaml", start.env);
+  if (!config) throw new Error(issues.map((i) => i.message).join("\n"));
+  const logger = createLogger({ level: "info", destination: logDestination(start.logFile) });
+  const options: Parameters<typeof startProxy>[1] = { logger, env: start.env, ports: { proxy: 0, admin: 0 } };
+  if (start.backoff) options.backoff = start.backoff;
+  const proxy = await startProxy(config, options);
+  process.on("message", async (m: ParentRequest) => {
+    if (m.type === "memory") {
+      for (let i = 0; i < 3; i++) {
+        gc?.();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      reply({ type: "memory", usage: process.memoryUsage() });
+    } else if (m.type === "stop") {
+      await proxy.close(1_000);
+      process.exit(0);
+    }
+  });
+  reply({ type: "ready", proxyUrl: proxy.proxyUrl, adminUrl: proxy.adminUrl });
+});
+process.on("disconnect", () => process.exit(0));

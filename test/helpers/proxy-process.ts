@@ -1,0 +1,80 @@
+// Runs the proxy (startProxy, not the CLI, so tests can shorten its token back-off) in a child
+// process: its memory is then the proxy's alone, not the test's clients, emulator and mocks.
+import { type ChildProcess, fork } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestContext } from "node:test";
+import type { BackoffPolicy } from "../../src/auth/tokens.ts";
+
+export type ParentRequest =
+  | {
+      type: "start";
+      yaml: string;
+      env: Record<string, string>;
+      caCert: string;
+      logFile: string;
+      backoff?: BackoffPolicy;
+    }
+  | { type: "memory" }
+  | { type: "stop" };
+
+export type ChildRequest =
+  | { type: "ready"; proxyUrl: string; adminUrl: string }
+  | { type: "memory"; usage: NodeJS.MemoryUsage };
+
+export interface ProxyProcess {
+  pid: number;
+  proxyUrl: string;
+  adminUrl: string;
+  /** process.memoryUsage() of the proxy after full garbage collections. */
+  memory(): Promise<NodeJS.MemoryUsage>;
+}
+
+const CHILD = new URL("./proxy-process-child.ts", import.meta.url).pathname;
+
+export async function startProxyProcess(
+  t: TestContext,
+  options: { yaml: string; env: Record<string, string>; caCert: string; backoff?: BackoffPolicy },
+): Promise<ProxyProcess> {
+  const dir = await mkdtemp(join(tmpdir(), "eap-proxy-"));
+  const child: ChildProcess = fork(CHILD, {
+    execArgv: ["--expose-gc"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.send({ type: "stop" } satisfies ParentRequest);
+      await Promise.race([once(child, "exit"), new Promise((r) => setTimeout(r, 5_000))]);
+      child.kill("SIGKILL");
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+  const next = () =>
+    new Promise<ChildRequest>((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`proxy process exited (${code})`));
+      child.once("exit", onExit);
+      child.once("message", (m: ChildRequest) => {
+        child.off("exit", onExit);
+        resolve(m);
+      });
+    });
+  const start: ParentRequest = { type: "start", ...options, logFile: join(dir, "proxy.log") };
+  const readyMessage = next();
+  child.send(start);
+  const ready = await readyMessage;
+  if (ready.type !== "ready") throw new Error(`unexpected ${ready.type}`);
+  return {
+    pid: child.pid!,
+    proxyUrl: ready.proxyUrl,
+    adminUrl: ready.adminUrl,
+    async memory() {
+      const answer = next();
+      child.send({ type: "memory" } satisfies ParentRequest);
+      const m = await answer;
+      if (m.type !== "memory") throw new Error(`unexpected ${m.type}`);
+      return m.usage;
+    },
+  };
+}
