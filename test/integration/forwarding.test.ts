@@ -91,6 +91,26 @@ test("headers named in Connection are hop-by-hop and are not forwarded", async (
   for (const name of ["x-drop-me", "keep-alive", "te"]) assert.equal(seen[name], undefined, name);
 });
 
+test("Expect: 100-continue is answered on the caller's hop and not forwarded", async (t) => {
+  const stack = await startStack(t);
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = httpRequest(`${stack.proxy.proxyUrl}/powerplatform/upload`, {
+      method: "POST",
+      headers: { "x-api-key": stack.world.secrets.apiKey, expect: "100-continue", "content-length": 5 },
+    });
+    req.once("continue", () => req.end("hello"));
+    req.once("response", (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once("error", reject);
+  });
+  assert.equal(status, 200);
+  const seen = stack.world.mocks.powerplatform.requests.at(-1);
+  assert.equal(seen?.headers.expect, undefined);
+  assert.equal(seen?.bodyBytes, 5);
+});
+
 test("upstream 429 and Retry-After pass through unchanged", async (t) => {
   const stack = await startStack(t);
   const res = await stack.call("/powerapps/status/429");
