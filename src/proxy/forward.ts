@@ -36,8 +36,9 @@ interface Context {
 
 const CONNECT_TIMEOUT_MS = 10_000;
 /**
- * How often in-flight upstream requests are checked for idleness: the response timeout's precision.
- * One sweep for all requests is much cheaper on the hot path than a socket timer per request.
+ * How often in-flight upstream requests are checked for idleness: an idle request is cut between
+ * timeoutMs and timeoutMs + 2 sweeps. One sweep for all requests is much cheaper on the hot path
+ * than a socket timer per request.
  */
 const SWEEP_MS = 100;
 const CONTEXT = Symbol("entra-auth-proxy.forward");
@@ -86,8 +87,8 @@ export class Forwarder {
         proxyReq.destroy();
         return;
       }
-      ctx.activity = activityOf(proxyReq);
-      ctx.activeAt = Date.now();
+      // The first sweep records the socket's byte count (reading it here would cost every request).
+      ctx.activity = -1;
       this.inFlight.add(ctx);
     });
     this.proxy.on("proxyRes", (upstream, req) => {
