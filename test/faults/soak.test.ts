@@ -3,11 +3,10 @@
 // process of its own so that its memory is measured alone.
 // `npm test` runs it for SOAK_SECONDS=8 (RSS reported only); `npm run test:faults` for 120 s.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { DEMO_ROUTES_YAML, startDemoWorld } from "../../src/demo/stack.ts";
 import { trustedPki } from "../helpers/pki.ts";
-import { startProxyProcess } from "../helpers/proxy-process.ts";
+import { residentBytes, startProxyProcess } from "../helpers/proxy-process.ts";
 import { metricValue } from "../helpers/stack.ts";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 8);
@@ -16,12 +15,6 @@ const MiB = 1048576;
 /** Long soaks check RSS after the warm-up; short ones (npm test) only report it. */
 const CHECK_RSS = SECONDS >= 60;
 const WARM_UP_SECONDS = CHECK_RSS ? 20 : 3;
-
-/** VmRSS of a process, from /proc. */
-function residentBytes(pid: number): number {
-  const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-  return Number(kb) * 1024;
-}
 
 test(`soak: ${SECONDS} s of load, ${LIFETIME_SEC} s tokens, IdP failing 20% of token requests`, {
   timeout: (SECONDS + 60) * 1000,

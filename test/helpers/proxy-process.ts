@@ -2,6 +2,7 @@
 // process: its memory is then the proxy's alone, not the test's clients, emulator and mocks.
 import { type ChildProcess, fork } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +31,12 @@ export interface ProxyProcess {
   adminUrl: string;
   /** process.memoryUsage() of the proxy after full garbage collections. */
   memory(): Promise<NodeJS.MemoryUsage>;
+}
+
+/** VmRSS of a process, from /proc. */
+export function residentBytes(pid: number): number {
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  return Number(kb) * 1024;
 }
 
 const CHILD = new URL("./proxy-process-child.ts", import.meta.url).pathname;

@@ -4,8 +4,10 @@ import { connect, createServer } from "node:net";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { test } from "node:test";
-import { DEMO_ROUTES_YAML } from "../../src/demo/stack.ts";
-import { metricValue, type Stack, startStack } from "../helpers/stack.ts";
+import { DEMO_ROUTES_YAML, startDemoWorld } from "../../src/demo/stack.ts";
+import { trustedPki } from "../helpers/pki.ts";
+import { residentBytes, startProxyProcess } from "../helpers/proxy-process.ts";
+import { metricValue, startStack } from "../helpers/stack.ts";
 
 async function problem(res: Response): Promise<{ status: number; code: string }> {
   const body = (await res.json()) as { code: string; status: number };
@@ -159,37 +161,48 @@ test("upstream refused → 502 upstream_unreachable; slow upstream → 504 upstr
 });
 
 test("a 50 MiB upload and a 50 MiB download stream through with bounded memory", async (t) => {
-  const stack = await startStack(t);
+  // The proxy in a process of its own, so its RSS is not mixed with the client's and the mocks'.
+  const world = await startDemoWorld({ pki: await trustedPki() });
+  t.after(() => world.close());
+  const proxy = await startProxyProcess(t, {
+    yaml: DEMO_ROUTES_YAML,
+    env: world.env,
+    caCert: world.pki.caCert,
+  });
+  const target: Target = { proxyUrl: proxy.proxyUrl, apiKey: world.secrets.apiKey };
   const MiB = 1024 * 1024;
   // A first round of the same size lets the allocator, JIT and the garbage collector's pace settle
   // (streamed chunks are garbage collected lazily); the measured round then shows real buffering.
-  assert.equal((await upload(stack, 50 * MiB)).bodyBytes, 50 * MiB);
-  assert.equal(await download(stack, 50 * MiB), 50 * MiB);
-  const before = process.memoryUsage().rss;
+  assert.equal((await upload(target, 50 * MiB)).bodyBytes, 50 * MiB);
+  assert.equal(await download(target, 50 * MiB), 50 * MiB);
+  await proxy.memory();
+  const before = residentBytes(proxy.pid);
   let peak = before;
   const sampler = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
+    peak = Math.max(peak, residentBytes(proxy.pid));
   }, 10);
   t.after(() => clearInterval(sampler));
-  const echo = await upload(stack, 50 * MiB);
+  const echo = await upload(target, 50 * MiB);
   assert.equal(echo.bodyBytes, 50 * MiB, "the mock hashed all 50 MiB");
-  assert.equal(await download(stack, 50 * MiB), 50 * MiB);
+  assert.equal(await download(target, 50 * MiB), 50 * MiB);
   clearInterval(sampler);
-  const growthMiB = (peak - before) / MiB;
-  t.diagnostic(
-    `RSS growth during 50 MiB up + 50 MiB down (proxy, mock and client in one process): ${growthMiB.toFixed(1)} MiB`,
-  );
+  const growthMiB = (Math.max(peak, residentBytes(proxy.pid)) - before) / MiB;
+  t.diagnostic(`proxy process RSS growth during 50 MiB up + 50 MiB down: ${growthMiB.toFixed(1)} MiB`);
   assert.ok(growthMiB < 30, `RSS grew ${growthMiB.toFixed(1)} MiB: something buffers the body`);
 });
 
+interface Target {
+  proxyUrl: string;
+  apiKey: string;
+}
+
 /** Streams `size` bytes with backpressure (node:http, not fetch, so the client buffers nothing either). */
-async function upload(stack: Stack, size: number): Promise<{ bodyBytes: number }> {
+async function upload({ proxyUrl, apiKey }: Target, size: number): Promise<{ bodyBytes: number }> {
   const chunk = Buffer.alloc(64 * 1024, 7);
-  const { proxyUrl } = stack.proxy;
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${proxyUrl}/powerplatform/upload`, {
       method: "POST",
-      headers: { "x-api-key": stack.world.secrets.apiKey, "content-type": "application/octet-stream" },
+      headers: { "x-api-key": apiKey, "content-type": "application/octet-stream" },
     });
     req.on("response", async (res) => {
       let text = "";
@@ -210,8 +223,8 @@ async function upload(stack: Stack, size: number): Promise<{ bodyBytes: number }
   });
 }
 
-async function download(stack: Stack, size: number): Promise<number> {
-  const res = await stack.call(`/powerplatform/bytes/${size}`);
+async function download({ proxyUrl, apiKey }: Target, size: number): Promise<number> {
+  const res = await fetch(`${proxyUrl}/powerplatform/bytes/${size}`, { headers: { "x-api-key": apiKey } });
   let received = 0;
   for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) received += part.length;
   return received;
