@@ -2,8 +2,9 @@
 //   (a) direct to the upstream
 //   (b) bare http-proxy-3 with a keep-alive agent adding a static bearer header
 //   (c) entra-auth-proxy: API-key route, token from the Entra emulator, metrics and logs (info) on
-// Every server runs in its own child process (scripts/bench-servers.ts); this process is only the load
-// generator (autocannon, 50 connections) and the streaming / burst clients. All traffic is 127.0.0.1.
+// Every server — and the Entra emulator — runs in its own child process (scripts/bench-servers.ts); this
+// process is only the load generator (autocannon, 50 connections) and the streaming / burst clients.
+// All traffic is 127.0.0.1.
 //
 //   npm run bench                       full run (≈ 6 min): 3 rounds of paired (b)+(c) runs, 3 rounds of
 //                                       sequential (a)/(b)/(c) runs × 2 payloads × (2 s + 5 s), 200 MiB
@@ -11,9 +12,10 @@
 //   npm run bench -- --quick            1 round, 1 s + 3 s, 64 MiB streams
 //   npm run bench -- --duration 10 --warmup 3 --rounds 3
 //   npm run bench -- --only paired,throughput,streaming,token,ablation,profile
-//   npm run bench -- --only throughput --configs b,c --payloads 1k   (a quick A/B while tuning)
+//   npm run bench -- --only paired --payloads 1k --rounds 4   (a quick, stable A/B while tuning)
+//   npm run bench -- --only throughput --configs b,c --payloads 1k
 //   npm run bench -- --profile          also profile (b) and (c) with --cpu-prof (written to --out/prof)
-//   npm run bench -- --ablation         also price logging / redaction / metrics with what-if variants of (c)
+//   npm run bench -- --ablation         also price logging and metrics with what-if variants of (c)
 //   npm run bench -- --doc              also replace the "latest run" block of docs/performance.md
 //   npm run bench -- --node-args="--trace-gc"   Node options for (b) and (c)
 //   npm run bench -- --no-pin           do not pin the proxy under test to CPU 1 (taskset) and the rest to CPU 0
@@ -74,10 +76,14 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.help) {
+  // The comment block at the top of this file is the help text.
+  const lines = readFileSync(new URL(import.meta.url), "utf8").split("\n");
   console.log(
-    readFileSync(new URL(import.meta.url), "utf8")
-      .split("\n")
-      .slice(0, 16)
+    lines
+      .slice(
+        0,
+        lines.findIndex((l) => !l.startsWith("//")),
+      )
       .join("\n"),
   );
   process.exit(0);
