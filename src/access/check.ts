@@ -56,7 +56,7 @@ function compileKeysAndCidrs(
   now: () => number,
 ): (headers: IncomingHttpHeaders, clientIp: string) => AccessDecision {
   const keys = (access.apiKeys ?? []).map((k) => ({
-    name: k.name,
+    principal: `key:${k.name}`,
     digest: Buffer.from(k.sha256, "hex"),
     expiresAt: k.expires?.getTime(),
   }));
@@ -85,6 +85,6 @@ function compileKeysAndCidrs(
     if (matched.expiresAt !== undefined && now() >= matched.expiresAt) {
       return { allowed: false, code: "access_denied", reason: "expired_key" };
     }
-    return { allowed: true, principal: `key:${matched.name}` };
+    return { allowed: true, principal: matched.principal };
   };
 }
