@@ -27,8 +27,7 @@ import { parseArgs } from "node:util";
 import { createProxyServer } from "http-proxy-3";
 import type { DestinationStream } from "pino";
 import { Counter, Histogram } from "prom-client";
-import { parseConfig } from "../src/config/load.ts";
-import { startDemoWorld, trustCaInProcess } from "../src/demo/stack.ts";
+import { configFromYaml, startDemoWorld, trustCaInProcess } from "../src/demo/stack.ts";
 import { createLogger, logDestination } from "../src/observability/logger.ts";
 import { startProxy } from "../src/server/start.ts";
 import {
@@ -245,8 +244,7 @@ async function startEntraAuthProxy(
   const world = JSON.parse(process.env.BENCH_WORLD) as BenchWorld;
   trustCaInProcess(world.caCert);
   const env = { ...world.env, BENCH_UPSTREAM: upstream };
-  const { config, issues } = parseConfig(benchRoutesYaml(!cold), "bench-routes.yaml", env);
-  if (!config) throw new Error(issues.map((i) => i.message).join("\n"));
+  const config = configFromYaml(benchRoutesYaml(!cold), env, "bench-routes.yaml");
   const destination = logDestination(logFile); // as in production: batched, asynchronous
   const logger = benchLogger(variant, destination);
   const proxy = await startProxy(config, { logger, env, ports: { proxy: 0, admin: 0 } });

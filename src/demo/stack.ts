@@ -158,7 +158,12 @@ export function demoConfig(
   yaml = DEMO_ROUTES_YAML,
   env: NodeJS.ProcessEnv = {},
 ): ProxyConfig {
-  const { config, issues } = parseConfig(yaml, "demo-routes.yaml", { ...world.env, ...env });
+  return configFromYaml(yaml, { ...world.env, ...env });
+}
+
+/** A validated config from YAML text, or a ConfigError listing every error. */
+export function configFromYaml(yaml: string, env: NodeJS.ProcessEnv, file = "demo-routes.yaml"): ProxyConfig {
+  const { config, issues } = parseConfig(yaml, file, env);
   const errors = issues.filter((i) => i.severity === "error");
   if (!config || errors.length > 0) throw new ConfigError(errors);
   return config;

@@ -4,9 +4,7 @@
 // `npm test` runs it for SOAK_SECONDS=8 (RSS reported only); `npm run test:faults` for 120 s.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DEMO_ROUTES_YAML, startDemoWorld } from "../../src/demo/stack.ts";
-import { trustedPki } from "../helpers/pki.ts";
-import { residentBytes, startProxyProcess } from "../helpers/proxy-process.ts";
+import { residentBytes, startIsolatedStack } from "../helpers/proxy-process.ts";
 import { metricValue } from "../helpers/stack.ts";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 8);
@@ -21,12 +19,8 @@ test(`soak: ${SECONDS} s of load, ${LIFETIME_SEC} s tokens, IdP failing 20% of t
 }, async (t) => {
   // Emulator, mocks and load generator here; the proxy in a process of its own, so its memory is
   // measured alone.
-  const world = await startDemoWorld({ pki: await trustedPki(), tokenLifetimeSec: LIFETIME_SEC });
-  t.after(() => world.close());
-  const proxy = await startProxyProcess(t, {
-    yaml: DEMO_ROUTES_YAML,
-    env: world.env,
-    caCert: world.pki.caCert,
+  const { world, proxy } = await startIsolatedStack(t, {
+    tokenLifetimeSec: LIFETIME_SEC,
     backoff: { initialMs: 100, maxMs: 500 },
   });
   const call = (path: string) =>
@@ -62,6 +56,7 @@ test(`soak: ${SECONDS} s of load, ${LIFETIME_SEC} s tokens, IdP failing 20% of t
   const sent = await load(SECONDS, statuses);
   clearInterval(sampler);
   const rssEnd = residentBytes(proxy.pid);
+  rssPeak = Math.max(rssPeak, rssEnd);
   const end = await proxy.memory();
   const during = emulator.tokenRequests.slice(tokenRequestsBefore);
   const faults = during.filter((r) => r.outcome === "fault").length;

@@ -1,6 +1,5 @@
 // The child side of proxy-process.ts: startProxy in a process of its own, configured over IPC.
-import { parseConfig } from "../../src/config/load.ts";
-import { trustCaInProcess } from "../../src/demo/stack.ts";
+import { configFromYaml, trustCaInProcess } from "../../src/demo/stack.ts";
 import { createLogger, logDestination } from "../../src/observability/logger.ts";
 import { startProxy } from "../../src/server/start.ts";
 import type { ChildRequest, ParentRequest } from "./proxy-process.ts";
@@ -14,8 +13,7 @@ function reply(message: ChildRequest): void {
 process.once("message", async (start: ParentRequest) => {
   if (start.type !== "start") throw new Error(`expected start, got ${start.type}`);
   trustCaInProcess(start.caCert);
-  const { config, issues } = parseConfig(start.yaml, "routes.yaml", start.env);
-  if (!config) throw new Error(issues.map((i) => i.message).join("\n"));
+  const config = configFromYaml(start.yaml, start.env, "routes.yaml");
   const logger = createLogger({ level: "info", destination: logDestination(start.logFile) });
   const options: Parameters<typeof startProxy>[1] = { logger, env: start.env, ports: { proxy: 0, admin: 0 } };
   if (start.backoff) options.backoff = start.backoff;

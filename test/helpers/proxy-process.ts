@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import type { BackoffPolicy } from "../../src/auth/tokens.ts";
+import { DEMO_ROUTES_YAML, type DemoWorld, startDemoWorld } from "../../src/demo/stack.ts";
+import { trustedPki } from "./pki.ts";
 
 export type ParentRequest =
   | {
@@ -84,4 +86,22 @@ export async function startProxyProcess(
       return m.usage;
     },
   };
+}
+
+/** The demo world (emulator, mocks) in this process and the demo routes' proxy in its own. */
+export async function startIsolatedStack(
+  t: TestContext,
+  options: { tokenLifetimeSec?: number; backoff?: BackoffPolicy } = {},
+): Promise<{ world: DemoWorld; proxy: ProxyProcess }> {
+  const worldOptions: Parameters<typeof startDemoWorld>[0] = { pki: await trustedPki() };
+  if (options.tokenLifetimeSec !== undefined) worldOptions.tokenLifetimeSec = options.tokenLifetimeSec;
+  const world = await startDemoWorld(worldOptions);
+  t.after(() => world.close());
+  const proxyOptions: Parameters<typeof startProxyProcess>[1] = {
+    yaml: DEMO_ROUTES_YAML,
+    env: world.env,
+    caCert: world.pki.caCert,
+  };
+  if (options.backoff) proxyOptions.backoff = options.backoff;
+  return { world, proxy: await startProxyProcess(t, proxyOptions) };
 }

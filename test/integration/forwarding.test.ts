@@ -4,9 +4,8 @@ import { connect, createServer } from "node:net";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { test } from "node:test";
-import { DEMO_ROUTES_YAML, startDemoWorld } from "../../src/demo/stack.ts";
-import { trustedPki } from "../helpers/pki.ts";
-import { residentBytes, startProxyProcess } from "../helpers/proxy-process.ts";
+import { DEMO_ROUTES_YAML } from "../../src/demo/stack.ts";
+import { residentBytes, startIsolatedStack } from "../helpers/proxy-process.ts";
 import { metricValue, startStack } from "../helpers/stack.ts";
 
 async function problem(res: Response): Promise<{ status: number; code: string }> {
@@ -162,13 +161,7 @@ test("upstream refused → 502 upstream_unreachable; slow upstream → 504 upstr
 
 test("a 50 MiB upload and a 50 MiB download stream through with bounded memory", async (t) => {
   // The proxy in a process of its own, so its RSS is not mixed with the client's and the mocks'.
-  const world = await startDemoWorld({ pki: await trustedPki() });
-  t.after(() => world.close());
-  const proxy = await startProxyProcess(t, {
-    yaml: DEMO_ROUTES_YAML,
-    env: world.env,
-    caCert: world.pki.caCert,
-  });
+  const { world, proxy } = await startIsolatedStack(t);
   const target: Target = { proxyUrl: proxy.proxyUrl, apiKey: world.secrets.apiKey };
   const MiB = 1024 * 1024;
   // A first round of the same size lets the allocator, JIT and the garbage collector's pace settle
