@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createLogger, logDestination } from "../../../src/observability/logger.ts";
+
+async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "eap-log-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function linesOf(file: string): Promise<Array<Record<string, unknown>>> {
+  const text = await readFile(file, "utf8").catch(() => "");
+  // A write may be under way: only complete lines count.
+  return text
+    .slice(0, text.lastIndexOf("\n") + 1)
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await read();
+    if (ok(v) || Date.now() > deadline) return v;
+    await sleep(20);
+  }
+}
+
+test("log lines are batched: a partial batch is written within about 250 ms, a full one at once, in order", async (t) => {
+  const file = join(await tempDir(t), "proxy.log");
+  const destination = logDestination(file);
+  const logger = createLogger({ level: "info", destination });
+  logger.info({ msg: "first", n: 0 });
+  // Nothing is written per line.
+  await sleep(30);
+  assert.equal((await linesOf(file)).length, 0);
+  const firstSeen = Date.now();
+  const first = await until(
+    () => linesOf(file),
+    (l) => l.length === 1,
+    2000,
+  );
+  assert.deepEqual(
+    first.map((l) => l.msg),
+    ["first"],
+  );
+  assert.ok(Date.now() - firstSeen < 1000, "a partial batch is written within the batch interval");
+
+  // 16 KiB of lines are handed over without waiting for the timer.
+  const padding = "x".repeat(200);
+  const count = 120; // ≈ 30 KiB
+  for (let n = 1; n <= count; n++) logger.info({ msg: "line", n, padding });
+  const all = await until(
+    () => linesOf(file),
+    (l) => l.length === count + 1,
+    2000,
+  );
+  assert.equal(all.length, count + 1);
+  assert.deepEqual(
+    all.map((l) => l.n),
+    Array.from({ length: count + 1 }, (_, i) => i),
+    "every line once, in order",
+  );
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  (destination as { end(): void }).end();
+});
+
+test("lines still in a batch are written when the process exits", async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, "exit.log");
+  const loggerModule = new URL("../../../src/observability/logger.ts", import.meta.url).href;
+  const script = `
+    import { createLogger, logDestination } from ${JSON.stringify(loggerModule)};
+    const destination = logDestination(${JSON.stringify(file)});
+    const logger = createLogger({ level: "info", destination });
+    // The file opens asynchronously: log once it is open, then exit before the batch timer fires.
+    setTimeout(() => {
+      for (let n = 0; n < 5; n++) logger.info({ msg: "pending", n });
+      process.exit(3);
+    }, 100);
+  `;
+  const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+  assert.equal(child.status, 3, child.stderr);
+  const lines = await linesOf(file);
+  assert.deepEqual(
+    lines.map((l) => l.n),
+    [0, 1, 2, 3, 4],
+  );
+});
