@@ -34,6 +34,19 @@ interface Context {
   activeAt: number;
 }
 
+/**
+ * The body of a request that has none. http-proxy-3 pipes `buffer` (or else the caller's request) into
+ * the upstream request, and only ever calls `pipe` on it: ending the upstream request at once spares
+ * piping a request that has already ended (listeners added and removed, on every GET). Node's server
+ * discards the unread end of the caller's request when the response finishes.
+ */
+export const NO_BODY = {
+  pipe<T extends NodeJS.WritableStream>(destination: T): T {
+    destination.end();
+    return destination;
+  },
+} as unknown as Readable;
+
 const CONNECT_TIMEOUT_MS = 10_000;
 /**
  * How often in-flight upstream requests are checked for idleness: an idle request is cut between

@@ -15,9 +15,10 @@ import type { Logger } from "../observability/logger.ts";
 import { requestLogger, safePath } from "../observability/logger.ts";
 import type { ProxyMetrics } from "../observability/metrics.ts";
 import type { RecentEvents } from "../observability/recent-events.ts";
-import type { Forwarder, ForwardOptions } from "../proxy/forward.ts";
+import { type Forwarder, type ForwardOptions, NO_BODY } from "../proxy/forward.ts";
 import { pickRequestId, requestHeadersFor, responseHeaders } from "../proxy/headers.ts";
 import { sendWithLinkRewrite } from "../proxy/link-rewrite.ts";
+import { relay } from "../proxy/relay.ts";
 import {
   rewriteLocationHeaders,
   type UrlMapping,
@@ -158,8 +159,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     metrics.requests.inc({ route, method, status: String(status) });
     metrics.requestDuration.observe({ route }, seconds);
     if (x.route) x.route.inFlight--;
-    requestLog.info({
-      msg: "request",
+    requestLog({
       requestId: x.requestId,
       route,
       method: req.method,
@@ -256,7 +256,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
         return;
       }
       res.writeHead(status, upstream.statusMessage, headers);
-      upstream.pipe(res);
+      relay(upstream, res);
     };
     const options: ForwardOptions = {
       target: t.upstream,
@@ -303,8 +303,9 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
         fail(req, res, x, error);
       },
     };
-    // The first attempt streams the caller's request; a buffered or replayed body is re-read.
-    if (replay !== undefined && (retried || replay !== EMPTY_BODY)) options.body = Readable.from([replay]);
+    // A streaming request is piped as it arrives; a buffered (or absent) body is sent from memory.
+    if (replay === EMPTY_BODY) options.body = NO_BODY;
+    else if (replay !== undefined) options.body = Readable.from([replay]);
     const abort = forwarder.forward(req, res, options);
     if (replay === undefined && req.headers["transfer-encoding"] !== undefined) {
       limitStreamingBody(req, route.config.maxBodyBytes, () => {

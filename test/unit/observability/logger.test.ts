@@ -5,7 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createLogger, logDestination } from "../../../src/observability/logger.ts";
+import {
+  createLogger,
+  logDestination,
+  type RequestLine,
+  requestLogger,
+} from "../../../src/observability/logger.ts";
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "eap-log-"));
@@ -68,7 +73,7 @@ test("log lines are batched: a partial batch is written within about 250 ms, a f
     "every line once, in order",
   );
   await new Promise<void>((resolve) => logger.flush(() => resolve()));
-  (destination as { end(): void }).end();
+  (destination as unknown as { end(): void }).end();
 });
 
 test("lines still in a batch are written when the process exits", async (t) => {
@@ -92,4 +97,51 @@ test("lines still in a batch are written when the process exits", async (t) => {
     lines.map((l) => l.n),
     [0, 1, 2, 3, 4],
   );
+});
+
+test("the request line is byte for byte what pino writes for the same fields, and follows the level", () => {
+  const written: string[] = [];
+  const logger = createLogger({ level: "info", destination: { write: (l: string) => written.push(l) } });
+  const writeLine = requestLogger(logger);
+  const lines: RequestLine[] = [
+    {
+      requestId: "7d1c5e9a-3b1f-4a43-9a43-9d2f6b9b0c11",
+      route: "/powerplatform",
+      method: "GET",
+      path: "/powerplatform/environments",
+      status: 200,
+      upstreamStatus: 200,
+      durationMs: 3.2,
+      identity: "platform-app",
+      principal: "key:erp-nightly",
+      retried: false,
+      error: undefined,
+    },
+    {
+      requestId: "req-1",
+      route: "unmatched",
+      method: undefined,
+      path: '/weird/"quoted"\\back\nslash/\u00e9\u2028/\u0001',
+      status: 0,
+      upstreamStatus: undefined,
+      durationMs: 1234.5,
+      identity: undefined,
+      principal: undefined,
+      retried: true,
+      error: "route_not_found",
+    },
+  ];
+  for (const line of lines) {
+    writeLine(line);
+    logger.info({ msg: "request", ...line });
+  }
+  assert.equal(written.length, 4);
+  const withoutTime = (l: string) => l.replace(/"time":"[^"]+"/, '"time":"T"');
+  assert.equal(withoutTime(written[0]!), withoutTime(written[1]!));
+  assert.equal(withoutTime(written[2]!), withoutTime(written[3]!));
+  assert.deepEqual(JSON.parse(written[2]!).path, lines[1]!.path);
+
+  logger.level = "warn";
+  writeLine(lines[0]!);
+  assert.equal(written.length, 4, "no request line below the configured level");
 });

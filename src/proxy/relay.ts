@@ -1,0 +1,16 @@
+// Streams an upstream response body to the caller with backpressure: what `upstream.pipe(res)` does for
+// this one pair, without pipe()'s general bookkeeping (eight listeners added and removed, and `pipe` /
+// `unpipe` events, on every response). The caller's connection closing is handled where the upstream
+// request is made: http-proxy-3 destroys the upstream request then, which stops the data.
+import type { Readable, Writable } from "node:stream";
+
+export function relay(from: Readable, to: Writable): void {
+  const resume = () => from.resume();
+  from.on("data", (chunk: Buffer) => {
+    if (!to.write(chunk)) {
+      from.pause();
+      to.once("drain", resume);
+    }
+  });
+  from.once("end", () => to.end());
+}
