@@ -56,12 +56,13 @@ function compileKeysAndCidrs(
   now: () => number,
 ): (headers: IncomingHttpHeaders, clientIp: string) => AccessDecision {
   const keys = (access.apiKeys ?? []).map((k) => ({
-    principal: `key:${k.name}`,
     digest: Buffer.from(k.sha256, "hex"),
     expiresAt: k.expires?.getTime(),
+    allowed: { allowed: true, principal: `key:${k.name}` } as const,
   }));
   const cidrs = access.cidrs && access.cidrs.length > 0 ? buildBlockList(access.cidrs) : undefined;
   const digest = Buffer.alloc(32);
+  const recognised = new VerifiedKeys<(typeof keys)[number]>();
   const challenge = keys.length > 0 ? 'Basic realm="entra-auth-proxy", charset="UTF-8"' : undefined;
 
   return (headers, clientIp) => {
@@ -76,18 +77,65 @@ function compileKeysAndCidrs(
       if (challenge) denial.challenge = challenge;
       return denial;
     }
-    // One-shot hex digest written into a reused buffer: no Hash object and no new Buffer per request
-    // (a fresh 32-byte Buffer costs more under load than the SHA-256 itself).
-    digest.write(hash("sha256", presented, "hex"), "hex");
-    // Compare against every key, without stopping early, so timing does not reveal which matched.
-    let matched: (typeof keys)[number] | undefined;
-    for (const key of keys) {
-      if (timingSafeEqual(digest, key.digest) && matched === undefined) matched = key;
+    let matched = recognised.find(presented);
+    if (matched === undefined) {
+      // One-shot hex digest written into a reused buffer: no Hash object and no new Buffer per request.
+      digest.write(hash("sha256", presented, "hex"), "hex");
+      // Compare against every key, without stopping early, so timing does not reveal which matched.
+      for (const key of keys) {
+        if (timingSafeEqual(digest, key.digest) && matched === undefined) matched = key;
+      }
+      if (matched) recognised.remember(presented, matched);
     }
     if (!matched) return { allowed: false, code: "access_denied", reason: "invalid_key" };
     if (matched.expiresAt !== undefined && now() >= matched.expiresAt) {
       return { allowed: false, code: "access_denied", reason: "expired_key" };
     }
-    return { allowed: true, principal: matched.principal };
+    return matched.allowed;
   };
+}
+
+/** Longest key (in UTF-8 bytes) the verified-key memo holds; longer keys are always hashed. */
+const MEMO_MAX_BYTES = 255;
+
+/**
+ * Keys that already passed the digest check, so that a caller presenting the same key again is
+ * recognised without a SHA-256 (the most expensive step of an API-key request). Each is kept as one
+ * fixed-size buffer — its length, then its bytes, zero-padded — and a presented key is written the
+ * same way and compared with `timingSafeEqual` against every entry without stopping early: the time
+ * taken says nothing about how much of a key matched, nor its length. The memo holds at most one
+ * entry per configured key (SHA-256 has no known collisions) and is rebuilt with the config.
+ */
+export class VerifiedKeys<K> {
+  private readonly entries: Array<{ bytes: Buffer; key: K }> = [];
+  private readonly probe = Buffer.alloc(1 + MEMO_MAX_BYTES);
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  find(presented: string): K | undefined {
+    if (this.entries.length === 0 || !this.fill(presented)) return undefined;
+    let found: K | undefined;
+    for (const entry of this.entries) {
+      if (timingSafeEqual(this.probe, entry.bytes) && found === undefined) found = entry.key;
+    }
+    return found;
+  }
+
+  remember(presented: string, key: K): void {
+    if (this.entries.some((e) => e.key === key) || !this.fill(presented)) return;
+    this.entries.push({ bytes: Buffer.from(this.probe), key });
+  }
+
+  /** Writes `presented` into the probe; false when it is too long to be held. */
+  private fill(presented: string): boolean {
+    const length = Buffer.byteLength(presented);
+    if (length > MEMO_MAX_BYTES) return false;
+    const probe = this.probe;
+    const written = probe.write(presented, 1, "utf8");
+    probe[0] = written;
+    probe.fill(0, 1 + written);
+    return true;
+  }
 }

@@ -82,6 +82,7 @@ export class Forwarder {
   private readonly agents: { http: http.Agent; https: https.Agent };
   /** Upstream requests waiting for, or receiving, their response. */
   private readonly inFlight = new Set<Context>();
+  private readonly authorizations = new Map<string, string>();
   private readonly sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref();
 
   constructor(options: { maxSockets?: number } = {}) {
@@ -135,7 +136,7 @@ export class Forwarder {
     req.url = options.path;
     // Set on the request's own (already cleaned) headers rather than through http-proxy-3's `headers`
     // option, which would copy every header a second time.
-    req.headers.authorization = `Bearer ${options.bearer}`;
+    req.headers.authorization = this.authorization(options.bearer);
     const proxyOptions: Parameters<ProxyServer["web"]>[2] = {
       target: options.target,
       agent: options.target.protocol === "https:" ? this.agents.https : this.agents.http,
@@ -162,6 +163,21 @@ export class Forwarder {
     };
   }
 
+  /**
+   * "Bearer <token>", built once per token: rebuilding a header value of one or two kilobytes per
+   * request costs an allocation, a copy and a flattening (for header validation) every time.
+   */
+  private authorization(bearer: string): string {
+    let value = this.authorizations.get(bearer);
+    if (value === undefined) {
+      // A handful of routes' current tokens; renewed tokens replace old ones over time.
+      if (this.authorizations.size >= 64) this.authorizations.clear();
+      value = `Bearer ${bearer}`;
+      this.authorizations.set(bearer, value);
+    }
+    return value;
+  }
+
   /** Upstream timeout: a request whose socket moved no byte for timeoutMs is destroyed (→ 504). */
   private sweep(): void {
     const now = Date.now();
@@ -186,6 +202,7 @@ export class Forwarder {
   close(): void {
     clearInterval(this.sweeper);
     this.inFlight.clear();
+    this.authorizations.clear();
     this.agents.http.destroy();
     this.agents.https.destroy();
     this.proxy.close();

@@ -156,7 +156,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     const method = KNOWN_METHODS.has(req.method ?? "") ? req.method! : "OTHER";
     const seconds = (performance.now() - x.started) / 1000;
     const status = res.headersSent ? res.statusCode : 0; // 0: connection closed before any response
-    metrics.requests.inc({ route, method, status: String(status) });
+    metrics.requests.add(route, method, status);
     metrics.requestDuration.observe({ route }, seconds);
     if (x.route) x.route.inFlight--;
     requestLog({
