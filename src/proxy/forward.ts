@@ -110,7 +110,8 @@ export class Forwarder {
       if (!ctx) return;
       ctx.response = upstream;
       // Leave the set as soon as the body is over, so the context is garbage while still young.
-      upstream.once("close", () => {
+      // (`on`, not `once`: close is emitted once, and once() wraps every listener.)
+      upstream.on("close", () => {
         this.inFlight.delete(ctx);
         ctx.options.onClose?.(upstream);
       });

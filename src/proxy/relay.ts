@@ -12,5 +12,5 @@ export function relay(from: Readable, to: Writable): void {
       to.once("drain", resume);
     }
   });
-  from.once("end", () => to.end());
+  from.on("end", () => to.end());
 }

@@ -157,7 +157,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     const seconds = (performance.now() - x.started) / 1000;
     const status = res.headersSent ? res.statusCode : 0; // 0: connection closed before any response
     metrics.requests.add(route, method, status);
-    metrics.requestDuration.observe({ route }, seconds);
+    metrics.requestDuration.observe(route, seconds);
     if (x.route) x.route.inFlight--;
     requestLog({
       requestId: x.requestId,
@@ -370,7 +370,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       retried: false,
     };
     req.originalUrl = req.url;
-    res.once("close", () => record(req, res, x));
+    res.on("close", () => record(req, res, x));
     try {
       const routing = deps.routing();
       const match = routing.router.match(req.url ?? "");
