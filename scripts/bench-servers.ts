@@ -29,6 +29,7 @@ import type { DestinationStream } from "pino";
 import { Counter, Histogram } from "prom-client";
 import { configFromYaml, startDemoWorld, trustCaInProcess } from "../src/demo/stack.ts";
 import { createLogger, logDestination } from "../src/observability/logger.ts";
+import { RequestCounts, RouteDurations } from "../src/observability/metrics.ts";
 import { startProxy } from "../src/server/start.ts";
 import {
   type BenchWorld,
@@ -239,6 +240,8 @@ async function startEntraAuthProxy(
     // What-if only: this child's prom-client updates become no-ops (the registry still serves /metrics).
     Counter.prototype.inc = () => {};
     Histogram.prototype.observe = () => {};
+    RequestCounts.prototype.add = () => {};
+    RouteDurations.prototype.observe = () => {};
   }
   if (!process.env.BENCH_WORLD) throw new Error("proxy needs BENCH_WORLD (the entra child's ready.world)");
   const world = JSON.parse(process.env.BENCH_WORLD) as BenchWorld;

@@ -19,6 +19,7 @@
 //   npm run bench -- --doc              also replace the "latest run" block of docs/performance.md
 //   npm run bench -- --node-args="--trace-gc"   Node options for (b) and (c)
 //   npm run bench -- --no-pin           do not pin the proxy under test to CPU 1 (taskset) and the rest to CPU 0
+//   npm run bench -- --no-product-node-options   run (c) on Node's defaults, without the image's NODE_OPTIONS
 //
 // Results: printed as markdown, and written to <out>/results-<time>.{json,md} (default /tmp/eap-bench).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -68,6 +69,7 @@ const { values: flags } = parseArgs({
     ablation: { type: "boolean", default: false },
     "profile-seconds": { type: "string", default: "8" },
     "no-pin": { type: "boolean", default: false },
+    "no-product-node-options": { type: "boolean", default: false },
     "node-args": { type: "string", default: "" },
     quick: { type: "boolean", default: false },
     doc: { type: "boolean", default: false },
@@ -116,6 +118,19 @@ mkdirSync(OPT.out, { recursive: true });
 
 /** Extra Node options for the servers under test, e.g. --node-args="--max-semi-space-size=16". */
 const SERVER_NODE_ARGS = flags["node-args"]!.split(" ").filter(Boolean);
+
+/**
+ * The Node options the product runs with: the image's `ENV NODE_OPTIONS` (Dockerfile), which the
+ * README gives for running it outside the container too. (c) runs with them, as shipped;
+ * --no-product-node-options measures (c) on Node's defaults instead.
+ */
+function productNodeOptions(): string[] {
+  const dockerfile = readFileSync(new URL("../Dockerfile", import.meta.url), "utf8");
+  const value = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1];
+  if (value === undefined) throw new Error('Dockerfile has no ENV NODE_OPTIONS="…" line');
+  return value.split(" ").filter(Boolean);
+}
+const PRODUCT_NODE_OPTIONS = flags["no-product-node-options"] ? [] : productNodeOptions();
 
 /** Pins this process (and so upstream + emulator) to CPU 0 and each proxy under test to CPU 1. */
 const PINNED =
@@ -176,7 +191,12 @@ function startBare(upstreamUrl: string, nodeArgs: string[] = []): Promise<Child>
 async function startChild(role: Role, args: string[] = [], nodeArgs: string[] = []): Promise<Child> {
   const env =
     role === "proxy" ? { ...process.env, BENCH_WORLD: JSON.stringify(entra?.ready.world) } : process.env;
-  const extra = role === "bare" || role === "proxy" ? SERVER_NODE_ARGS : [];
+  const extra =
+    role === "proxy"
+      ? [...PRODUCT_NODE_OPTIONS, ...SERVER_NODE_ARGS]
+      : role === "bare"
+        ? SERVER_NODE_ARGS
+        : [];
   const command = [process.execPath, "--expose-gc", ...extra, ...nodeArgs, SERVERS, role, ...args];
   // The server under test gets CPU 1 to itself; the load generator, upstream and emulator share CPU 0.
   if (PINNED && (role === "bare" || role === "proxy")) command.unshift("taskset", "-c", "1");
@@ -409,8 +429,15 @@ async function throughputRun(c: Config, payload: "1k" | "64k", round: number): P
 interface PairedResult {
   payload: "1k" | "64k";
   round: number;
-  b: { rps: number; cpuUsPerRequest: number };
-  c: { rps: number; cpuUsPerRequest: number };
+  b: PairedSide;
+  c: PairedSide;
+}
+
+interface PairedSide {
+  rps: number;
+  cpuUsPerRequest: number;
+  p50: number;
+  p99: number;
 }
 
 /**
@@ -428,23 +455,30 @@ async function pairedRun(b: Config, c: Config, payload: "1k" | "64k", round: num
   await Promise.all(both().map((x) => load(`${x.base}${x.prefix}${path}`, x.headers, OPT.warmup, false)));
   const before = both().map((x) => cpuUs(x.pid));
   const runs = await Promise.all(
-    both().map((x) => load(`${x.base}${x.prefix}${path}`, x.headers, OPT.duration, false)),
+    both().map((x) => load(`${x.base}${x.prefix}${path}`, x.headers, OPT.duration, true)),
   );
   const after = both().map((x) => cpuUs(x.pid));
-  const side = (i: 0 | 1) => {
-    const { result } = runs[i]!;
+  const side = (i: 0 | 1): PairedSide => {
+    const { result, latencies } = runs[i]!;
     if (result.errors + result.non2xx + result.timeouts > 0)
       throw new Error(`paired run: errors on (${both()[i]!.name})`);
+    const sorted = Float64Array.from(latencies).sort();
     return {
       rps: result.requests.total / result.duration,
       cpuUsPerRequest: (after[i]! - before[i]!) / result.requests.total,
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
     };
   };
   const r: PairedResult = { payload, round, b: side(0), c: side(1) };
   log(
-    `paired round ${round} ${payload}: b ${fmtInt(r.b.rps)} req/s (${r.b.cpuUsPerRequest.toFixed(0)} µs CPU/req), c ${fmtInt(r.c.rps)} req/s (${r.c.cpuUsPerRequest.toFixed(0)} µs CPU/req), c/b ${(r.c.rps / r.b.rps).toFixed(2)} req/s, ${capacity(r).toFixed(2)} by CPU`,
+    `paired round ${round} ${payload}: b ${fmtInt(r.b.rps)} req/s (${r.b.cpuUsPerRequest.toFixed(0)} µs CPU/req), c ${fmtInt(r.c.rps)} req/s (${r.c.cpuUsPerRequest.toFixed(0)} µs CPU/req), c/b ${(r.c.rps / r.b.rps).toFixed(2)} req/s, ${capacity(r).toFixed(2)} by CPU; p99 b ${r.b.p99.toFixed(1)} c ${r.c.p99.toFixed(1)} ms`,
   );
   return r;
+}
+
+function signedMs(v: number): string {
+  return `${v >= 0 ? "+" : ""}${ms(v)}`;
 }
 
 /** c/b as it would be with a CPU each: (b)'s CPU time per request over (c)'s. */
@@ -457,8 +491,8 @@ function pairedMarkdown(results: PairedResult[]): string[] {
     "",
     `**Paired runs**: (b) and (c) loaded simultaneously (${OPT.connections} connections each, ${OPT.warmup} s warm-up + ${OPT.duration} s) while sharing ${PINNED ? "CPU 1" : "the CPUs"}, so both see the same machine speed.`,
     "",
-    "| payload | round | (b) req/s | (c) req/s | c/b req/s | (b) CPU µs/req | (c) CPU µs/req | c/b capacity (CPU per request b/c) |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    "| payload | round | (b) req/s | (c) req/s | c/b req/s | (b) CPU µs/req | (c) CPU µs/req | c/b capacity (CPU per request b/c) | (b) p50 / p99 ms | (c) p50 / p99 ms | p99 added |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   const verdicts: string[] = [];
   for (const payload of ["1k", "64k"] as const) {
@@ -466,13 +500,14 @@ function pairedMarkdown(results: PairedResult[]): string[] {
     if (rows.length === 0) continue;
     for (const r of rows) {
       lines.push(
-        `| ${payload === "1k" ? "1 KiB" : "64 KiB"} | ${r.round} | ${fmtInt(r.b.rps)} | ${fmtInt(r.c.rps)} | ${(r.c.rps / r.b.rps).toFixed(2)} | ${r.b.cpuUsPerRequest.toFixed(0)} | ${r.c.cpuUsPerRequest.toFixed(0)} | ${capacity(r).toFixed(2)} |`,
+        `| ${payload === "1k" ? "1 KiB" : "64 KiB"} | ${r.round} | ${fmtInt(r.b.rps)} | ${fmtInt(r.c.rps)} | ${(r.c.rps / r.b.rps).toFixed(2)} | ${r.b.cpuUsPerRequest.toFixed(0)} | ${r.c.cpuUsPerRequest.toFixed(0)} | ${capacity(r).toFixed(2)} | ${ms(r.b.p50)} / ${ms(r.b.p99)} | ${ms(r.c.p50)} / ${ms(r.c.p99)} | ${signedMs(r.c.p99 - r.b.p99)} |`,
       );
     }
     const m = median(rows.map((r) => r.c.rps / r.b.rps));
     const cap = median(rows.map(capacity));
+    const p99 = median(rows.map((r) => r.c.p99 - r.b.p99));
     verdicts.push(
-      `${payload === "1k" ? "1 KiB" : "64 KiB"} paired: c/b = ${m.toFixed(2)} req/s, ${cap.toFixed(2)} by CPU per request (medians of ${rows.length}; target ≥ 0.85: ${Math.min(m, cap) >= 0.85 ? "met" : "NOT met"} on the lower of the two)`,
+      `${payload === "1k" ? "1 KiB" : "64 KiB"} paired: c/b = ${m.toFixed(2)} req/s, ${cap.toFixed(2)} by CPU per request (medians of ${rows.length}; target ≥ 0.85: ${Math.min(m, cap) >= 0.85 ? "met" : "NOT met"} on the lower of the two); p99 added ${signedMs(p99)} ms (median; target < 2 ms: ${p99 < 2 ? "met" : "NOT met"})`,
     );
   }
   lines.push("", ...verdicts.map((v) => `- ${v}`));
@@ -1032,7 +1067,7 @@ async function main(): Promise<void> {
       .map(([k, v]) => `${k} ${v}`)
       .join(
         ", ",
-      )}. ${PINNED ? "Proxy under test pinned to CPU 1; load generator, upstream and Entra emulator on CPU 0 (taskset)." : "No CPU pinning."}`,
+      )}. ${PINNED ? "Proxy under test pinned to CPU 1; load generator, upstream and Entra emulator on CPU 0 (taskset)." : "No CPU pinning."} (c) runs with ${PRODUCT_NODE_OPTIONS.length > 0 ? `the image's Node options (\`${PRODUCT_NODE_OPTIONS.join(" ")}\`)` : "Node's default options"}; (b) with Node's defaults${SERVER_NODE_ARGS.length > 0 ? `; both with \`${SERVER_NODE_ARGS.join(" ")}\`` : ""}.`,
   ];
   try {
     if (sections.has("throughput") || sections.has("paired") || sections.has("streaming")) {

@@ -250,6 +250,34 @@ describe("Dockerfile", () => {
     );
   });
 
+  test("NODE_OPTIONS caps the young generation, and Node accepts it and applies it", () => {
+    const env = finalStage.find((i) => i.op === "ENV" && i.args.startsWith("NODE_OPTIONS="));
+    const value = /^NODE_OPTIONS="([^"]*)"$/.exec(env?.args ?? "")?.[1];
+    assert.ok(value, 'ENV NODE_OPTIONS="…" in the final stage');
+    assert.match(value, /--max-semi-space-size=\d+/);
+    // Objects that survive a scavenge or two make V8 grow the new space (to 128 MiB on Node's defaults
+    // here); with the cap it stays at 2 × 8 MiB.
+    const probe = spawnSync(
+      process.execPath,
+      [
+        "-e",
+        `const v8 = require("node:v8"); let keep = []; let max = 0;
+         for (let i = 0; i < 2e7; i++) {
+           keep.push({ i });
+           if (keep.length > 3e5) keep = [];
+           if ((i & 0xffff) === 0) {
+             const space = v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space");
+             max = Math.max(max, space.space_size);
+           }
+         }
+         console.log(max);`,
+      ],
+      { env: { ...process.env, NODE_OPTIONS: value }, encoding: "utf8" },
+    );
+    assert.equal(probe.status, 0, probe.stderr);
+    assert.ok(Number(probe.stdout) <= 16 * 1024 * 1024, `new space ${probe.stdout.trim()} bytes`);
+  });
+
   test("dependencies are installed without dev dependencies, and the node binary package is dev-only", () => {
     // Every stage counts: the final stage copies node_modules from the build stage.
     const installs = dockerfile.filter((i) => i.op === "RUN" && /\bnpm\s+(ci|install|i)\b/.test(i.args));
