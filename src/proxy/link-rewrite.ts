@@ -2,6 +2,7 @@
 // Only JSON bodies up to a size cap are held and rewritten; anything larger, compressed or not JSON
 // streams through untouched (and is counted), so a huge listing never sits in memory.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { relay } from "./relay.ts";
 import { rewriteWithMappings, type UrlMapping } from "./rewrite.ts";
 
 export const LINK_REWRITE_MAX_BYTES = 4 * 1024 * 1024;
@@ -56,7 +57,7 @@ export function sendWithLinkRewrite(
   const type = String(headers["content-type"] ?? "");
   const passThrough = (result: LinkRewriteResult) => {
     res.writeHead(status, upstream.statusMessage, headers);
-    upstream.pipe(res);
+    relay(upstream, res);
     done(result);
   };
   const encoding = headers["content-encoding"];
@@ -86,7 +87,7 @@ export function sendWithLinkRewrite(
       res.writeHead(status, upstream.statusMessage, headers);
       for (const c of chunks) res.write(c);
       chunks.length = 0;
-      upstream.pipe(res);
+      relay(upstream, res);
       done("too_large");
     }
   };

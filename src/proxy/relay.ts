@@ -1,7 +1,8 @@
 // Streams an upstream response body to the caller with backpressure: what `upstream.pipe(res)` does for
 // this one pair, without pipe()'s general bookkeeping (eight listeners added and removed, and `pipe` /
-// `unpipe` events, on every response). The caller's connection closing is handled where the upstream
-// request is made: http-proxy-3 destroys the upstream request then, which stops the data.
+// `unpipe` events, on every response). Every forwarded response body goes through here. The caller's
+// connection closing is handled where the upstream request is made: http-proxy-3 destroys the
+// upstream request then, which stops the data.
 import type { Readable, Writable } from "node:stream";
 
 export function relay(from: Readable, to: Writable): void {
@@ -13,4 +14,6 @@ export function relay(from: Readable, to: Writable): void {
     }
   });
   from.on("end", () => to.end());
+  // Like pipe(): a source that was paused explicitly (adding a data listener does not undo that) flows.
+  from.resume();
 }
