@@ -1,5 +1,7 @@
 // What scripts/bench.ts (the parent, load generator) and scripts/bench-servers.ts (one child per
-// server under test) say to each other over the IPC channel, and the upstream's fixed paths.
+// server under test) say to each other over the IPC channel, the upstream's fixed paths, and the
+// generated-bytes writer both ends of a streaming run use.
+import type { Writable } from "node:stream";
 
 export type Role = "upstream" | "entra" | "bare" | "proxy";
 
@@ -98,4 +100,24 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
   return sorted[rank - 1]!;
+}
+
+/**
+ * Writes `bytes` bytes of `chunk` repeated (the last piece cut short) to `out` with backpressure, then
+ * ends it: large streams are generated, never allocated whole.
+ */
+export function writeGenerated(out: Writable, chunk: Buffer, bytes: number): void {
+  let left = bytes;
+  const pump = () => {
+    while (left > 0) {
+      const n = Math.min(left, chunk.length);
+      left -= n;
+      if (!out.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+        out.once("drain", pump);
+        return;
+      }
+    }
+    out.end();
+  };
+  pump();
 }

@@ -43,6 +43,7 @@ import {
   type ReadyMessage,
   type Role,
   type StatsReply,
+  writeGenerated,
 } from "./bench-protocol.ts";
 
 const { positionals, values } = parseArgs({
@@ -109,19 +110,7 @@ async function startUpstream(): Promise<{ url: string; close(): Promise<void> }>
       req.resume();
       const total = Number(new URLSearchParams(url.slice(q + 1)).get("bytes") ?? 0);
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": total });
-      let left = total;
-      const pump = () => {
-        while (left > 0) {
-          const n = Math.min(left, chunk.length);
-          left -= n;
-          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
-            res.once("drain", pump);
-            return;
-          }
-        }
-        res.end();
-      };
-      pump();
+      writeGenerated(res, chunk, total);
       return;
     }
     if (path === PATHS.upload) {

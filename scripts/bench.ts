@@ -41,6 +41,7 @@ import {
   type ReadyMessage,
   type Role,
   type StatsReply,
+  writeGenerated,
 } from "./bench-protocol.ts";
 import {
   compareFunctionsMarkdown,
@@ -571,19 +572,7 @@ function upload(url: string, headers: Record<string, string>, bytes: number): Pr
     );
     req.setTimeout(120_000, () => req.destroy(new Error("upload timed out")));
     req.once("error", reject);
-    let left = bytes;
-    const pump = () => {
-      while (left > 0) {
-        const n = Math.min(left, CHUNK.length);
-        left -= n;
-        if (!req.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) {
-          req.once("drain", pump);
-          return;
-        }
-      }
-      req.end();
-    };
-    pump();
+    writeGenerated(req, CHUNK, bytes);
   });
 }
 
