@@ -133,9 +133,9 @@ export class VerifiedKeys<K> {
     const length = Buffer.byteLength(presented);
     if (length > MEMO_MAX_BYTES) return false;
     const probe = this.probe;
-    const written = probe.write(presented, 1, "utf8");
-    probe[0] = written;
-    probe.fill(0, 1 + written);
+    probe[0] = length;
+    probe.write(presented, 1, "utf8"); // fits: length ≤ MEMO_MAX_BYTES
+    probe.fill(0, 1 + length);
     return true;
   }
 }
