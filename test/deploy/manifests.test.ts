@@ -255,27 +255,34 @@ describe("Dockerfile", () => {
     const value = /^NODE_OPTIONS="([^"]*)"$/.exec(env?.args ?? "")?.[1];
     assert.ok(value, 'ENV NODE_OPTIONS="…" in the final stage');
     assert.match(value, /--max-semi-space-size=\d+/);
-    // Objects that survive a scavenge or two make V8 grow the new space (to 128 MiB on Node's defaults
-    // here); with the cap it stays at 2 × 8 MiB.
-    const probe = spawnSync(
-      process.execPath,
-      [
-        "-e",
-        `const v8 = require("node:v8"); let keep = []; let max = 0;
-         for (let i = 0; i < 2e7; i++) {
-           keep.push({ i });
-           if (keep.length > 3e5) keep = [];
-           if ((i & 0xffff) === 0) {
-             const space = v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space");
-             max = Math.max(max, space.space_size);
+    // Objects that survive a scavenge or two make V8 grow the new space: to 128 MiB on Node's defaults
+    // on a 24 GiB host. With the cap it stays near 2 × 8 MiB: 16 MiB mostly, but V8 reports a few pages
+    // more now and then (17–19 MiB seen under load), so the bound leaves room and still fails without it.
+    const probe = (nodeOptions: string): number => {
+      const run = spawnSync(
+        process.execPath,
+        [
+          "-e",
+          `const v8 = require("node:v8"); let keep = []; let max = 0;
+           for (let i = 0; i < 2e7; i++) {
+             keep.push({ i });
+             if (keep.length > 3e5) keep = [];
+             if ((i & 0xffff) === 0) {
+               const space = v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space");
+               max = Math.max(max, space.space_size);
+             }
            }
-         }
-         console.log(max);`,
-      ],
-      { env: { ...process.env, NODE_OPTIONS: value }, encoding: "utf8" },
-    );
-    assert.equal(probe.status, 0, probe.stderr);
-    assert.ok(Number(probe.stdout) <= 16 * 1024 * 1024, `new space ${probe.stdout.trim()} bytes`);
+           console.log(max);`,
+        ],
+        { env: { ...process.env, NODE_OPTIONS: nodeOptions }, encoding: "utf8" },
+      );
+      assert.equal(run.status, 0, run.stderr);
+      return Number(run.stdout);
+    };
+    const capped = probe(value);
+    const uncapped = probe("");
+    assert.ok(capped <= 32 * 1024 * 1024, `new space ${capped} bytes with ${value}`);
+    assert.ok(capped * 2 <= uncapped, `new space ${capped} bytes with the cap, ${uncapped} without`);
   });
 
   test("dependencies are installed without dev dependencies, and the node binary package is dev-only", () => {
