@@ -6,12 +6,13 @@
 // process is only the load generator (autocannon, 50 connections) and the streaming / burst clients.
 // All traffic is 127.0.0.1.
 //
-//   npm run bench                       full run (≈ 6 min): 3 rounds of paired (b)+(c) runs, 3 rounds of
-//                                       sequential (a)/(b)/(c) runs × 2 payloads × (2 s + 5 s), 200 MiB
-//                                       streams, 3 cold-token bursts
+//   npm run bench                       full run (≈ 8 min): 3 rounds of paired (b)+(c) runs, 3 rounds of
+//                                       sequential (a)/(b)/(c) runs × 2 payloads × (2 s + 5 s) at full
+//                                       load and again at a fixed rate, 200 MiB streams, 3 cold-token bursts
 //   npm run bench -- --quick            1 round, 1 s + 3 s, 64 MiB streams
 //   npm run bench -- --duration 10 --warmup 3 --rounds 3
-//   npm run bench -- --only paired,throughput,streaming,token,ablation,profile
+//   npm run bench -- --only paired,throughput,latency,streaming,token,ablation,profile
+//   npm run bench -- --only latency --rate 2000   fixed-rate latency at 2,000 req/s (default 1,000)
 //   npm run bench -- --only paired --payloads 1k --rounds 4   (a quick, stable A/B while tuning)
 //   npm run bench -- --only throughput --configs b,c --payloads 1k
 //   npm run bench -- --profile          also profile (b) and (c) with --cpu-prof (written to --out/prof)
@@ -31,6 +32,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
+import { pacedLoad } from "./bench-paced.ts";
 import {
   type ChildMessage,
   PATHS,
@@ -61,6 +63,7 @@ const { values: flags } = parseArgs({
     warmup: { type: "string" },
     rounds: { type: "string" },
     connections: { type: "string", default: "50" },
+    rate: { type: "string", default: "1000" },
     "stream-mib": { type: "string" },
     burst: { type: "string", default: "1000" },
     only: { type: "string" },
@@ -97,6 +100,7 @@ const OPT = {
   warmup: Number(flags.warmup ?? (quick ? 1 : 2)),
   rounds: Number(flags.rounds ?? (quick ? 1 : 3)),
   connections: Number(flags.connections),
+  rate: Number(flags.rate),
   streamBytes: Number(flags["stream-mib"] ?? (quick ? 64 : 200)) * MiB,
   burst: Number(flags.burst),
   profileSeconds: Number(flags["profile-seconds"]),
@@ -105,7 +109,7 @@ const OPT = {
 const sections = new Set(
   (
     flags.only ??
-    `paired,throughput,streaming,token${flags.ablation ? ",ablation" : ""}${flags.profile ? ",profile" : ""}`
+    `paired,throughput,latency,streaming,token${flags.ablation ? ",ablation" : ""}${flags.profile ? ",profile" : ""}`
   )
     .split(",")
     .map((s) => s.trim()),
@@ -509,6 +513,106 @@ function pairedMarkdown(results: PairedResult[]): string[] {
     const p99 = median(rows.map((r) => r.c.p99 - r.b.p99));
     verdicts.push(
       `${payload === "1k" ? "1 KiB" : "64 KiB"} paired: c/b = ${m.toFixed(2)} req/s, ${cap.toFixed(2)} by CPU per request (medians of ${rows.length}; target ≥ 0.85: ${Math.min(m, cap) >= 0.85 ? "met" : "NOT met"} on the lower of the two); p99 added ${signedMs(p99)} ms (median; target < 2 ms: ${p99 < 2 ? "met" : "NOT met"})`,
+    );
+  }
+  lines.push("", ...verdicts.map((v) => `- ${v}`));
+  return lines;
+}
+
+// -------------------------------------------------------------------------------- latency
+
+interface LatencyResult {
+  config: Config["name"];
+  payload: "1k" | "64k";
+  round: number;
+  requests: number;
+  /** Requests per second actually completed in the window (the target is OPT.rate). */
+  rps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  /** How late the generator itself started requests (p99), so a slow generator is visible. */
+  sendLagP99: number;
+  failures: number;
+  /** Every request's latency, sorted (kept out of the JSON report). */
+  samples: Float64Array;
+}
+
+async function latencyRun(c: Config, payload: "1k" | "64k", round: number): Promise<LatencyResult> {
+  const url = `${c.base}${c.prefix}${payload === "1k" ? PATHS.json1k : PATHS.json64k}`;
+  const paced = { url, headers: c.headers, rate: OPT.rate, connections: OPT.connections };
+  await pacedLoad({ ...paced, seconds: OPT.warmup });
+  const { latencies, lags, failures, rps } = await pacedLoad({ ...paced, seconds: OPT.duration });
+  const r: LatencyResult = {
+    config: c.name,
+    payload,
+    round,
+    requests: latencies.length,
+    rps,
+    p50: percentile(latencies, 50),
+    p90: percentile(latencies, 90),
+    p99: percentile(latencies, 99),
+    p999: percentile(latencies, 99.9),
+    max: latencies[latencies.length - 1] ?? Number.NaN,
+    sendLagP99: percentile(lags, 99),
+    failures,
+    samples: latencies,
+  };
+  log(
+    `latency round ${round} ${payload} ${c.name} at ${fmtInt(OPT.rate)} req/s: p50 ${ms(r.p50)} p99 ${ms(r.p99)} p99.9 ${ms(r.p999)} max ${ms(r.max)} ms` +
+      (failures > 0 ? `, ${failures} failed` : ""),
+  );
+  if (failures > 0) throw new Error(`latency run: ${failures} requests failed on (${c.name})`);
+  return r;
+}
+
+function latencyMarkdown(results: LatencyResult[]): string[] {
+  const labels = { a: "(a) direct", b: "(b) bare http-proxy-3", c: "(c) entra-auth-proxy" };
+  const lines = [
+    "",
+    `**Latency at a fixed rate**: ${fmtInt(OPT.rate)} req/s offered open-loop over ${OPT.connections} keep-alive connections (a request every ${ms(1000 / OPT.rate)} ms, each timed from when it was due), ${OPT.warmup} s warm-up + ${OPT.duration} s measured per run — a load every configuration carries, so the difference is what the proxy adds to a request rather than queueing at saturation.`,
+    "",
+    "| payload | configuration | round | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | generator lag p99 ms |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  const verdicts: string[] = [];
+  for (const payload of ["1k", "64k"] as const) {
+    const rows = results.filter((r) => r.payload === payload);
+    if (rows.length === 0) continue;
+    const name = payload === "1k" ? "1 KiB" : "64 KiB";
+    for (const config of ["a", "b", "c"] as const) {
+      for (const r of rows.filter((x) => x.config === config)) {
+        lines.push(
+          `| ${name} | ${labels[config]} | ${r.round} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.p999)} | ${ms(r.max)} | ${ms(r.sendLagP99)} |`,
+        );
+      }
+    }
+    const rounds = [...new Set(rows.map((r) => r.round))];
+    const perRound = rounds.flatMap((round) => {
+      const b = rows.find((r) => r.round === round && r.config === "b");
+      const c = rows.find((r) => r.round === round && r.config === "c");
+      return b && c ? [c.p99 - b.p99] : [];
+    });
+    if (perRound.length === 0) continue;
+    // One major GC (tens of ms) decides a 5 s run's p99 on its own, so the verdict pools every round's
+    // requests per configuration: a stall then weighs what it weighs in the whole measured time.
+    const pooled = (config: "b" | "c") => {
+      const all = Float64Array.from(
+        rows.filter((r) => r.config === config).flatMap((r) => Array.from(r.samples)),
+      );
+      all.sort();
+      return { p50: percentile(all, 50), p99: percentile(all, 99), n: all.length };
+    };
+    const [pb, pc] = [pooled("b"), pooled("c")];
+    const p99 = pc.p99 - pb.p99;
+    lines.push(
+      `| ${name} | (b) all rounds pooled | — | ${ms(pb.p50)} | | ${ms(pb.p99)} | | | |`,
+      `| ${name} | (c) all rounds pooled | — | ${ms(pc.p50)} | | ${ms(pc.p99)} | | | |`,
+    );
+    verdicts.push(
+      `${name} at ${fmtInt(OPT.rate)} req/s: (c) adds p50 ${signedMs(pc.p50 - pb.p50)} ms, p99 ${signedMs(p99)} ms over (b) (${fmtInt(pb.n)} and ${fmtInt(pc.n)} requests pooled over ${perRound.length} rounds; per round p99 ${perRound.map(signedMs).join(", ")} ms; target < 2 ms: ${p99 < 2 ? "met" : "NOT met"})`,
     );
   }
   lines.push("", ...verdicts.map((v) => `- ${v}`));
@@ -1037,6 +1141,14 @@ function burstMarkdown(results: BurstResult[]): string[] {
 
 // -------------------------------------------------------------------------------- main
 
+/** The chosen configurations; b and c back to back, in alternating order, so each round compares like with like. */
+function inRoundOrder(configs: Config[], round: number): Config[] {
+  const order = round % 2 === 1 ? ["a", "b", "c"] : ["a", "c", "b"];
+  return configs
+    .filter((x) => CONFIGS.has(x.name))
+    .sort((x, y) => order.indexOf(x.name) - order.indexOf(y.name));
+}
+
 async function main(): Promise<void> {
   const env = machine();
   log(`node ${env.node}, ${env.nproc} CPUs (${env.cpu}); sections: ${[...sections].join(", ")}`);
@@ -1059,7 +1171,7 @@ async function main(): Promise<void> {
       )}. ${PINNED ? "Proxy under test pinned to CPU 1; load generator, upstream and Entra emulator on CPU 0 (taskset)." : "No CPU pinning."} (c) runs with ${PRODUCT_NODE_OPTIONS.length > 0 ? `the image's Node options (\`${PRODUCT_NODE_OPTIONS.join(" ")}\`)` : "Node's default options"}; (b) with Node's defaults${SERVER_NODE_ARGS.length > 0 ? `; both with \`${SERVER_NODE_ARGS.join(" ")}\`` : ""}.`,
   ];
   try {
-    if (sections.has("throughput") || sections.has("paired") || sections.has("streaming")) {
+    if (["throughput", "paired", "latency", "streaming"].some((x) => sections.has(x))) {
       const bare = await startBare(upstream.ready.url);
       const proxyLog = join(OPT.out, "proxy.log");
       const proxy = await startChild("proxy", ["--upstream", upstream.ready.url, "--log", proxyLog]);
@@ -1079,13 +1191,8 @@ async function main(): Promise<void> {
         const results: LoadResult[] = [];
         for (let round = 1; round <= OPT.rounds; round++) {
           for (const payload of PAYLOADS) {
-            // b and c run back to back, in alternating order, so each round's c/b compares like with like.
-            const order = round % 2 === 1 ? ["a", "b", "c"] : ["a", "c", "b"];
-            const chosen = configs.filter((x) => CONFIGS.has(x.name));
-            chosen.sort((x, y) => order.indexOf(x.name) - order.indexOf(y.name));
-            for (const c of chosen) {
+            for (const c of inRoundOrder(configs, round))
               results.push(await throughputRun(c, payload, round));
-            }
           }
         }
         report.throughput = results;
@@ -1103,6 +1210,29 @@ async function main(): Promise<void> {
         );
         report.proxyRequestsCounted = counted;
         report.proxyLogBytes = logBytes;
+      }
+      if (sections.has("latency")) {
+        // A fresh process spends its first seconds compiling hot code on V8's background threads, which
+        // share the proxy's CPU and stall its event loop for tens of ms at a time: warm every
+        // configuration at full load first (the earlier sections do so too when they run).
+        for (const c of inRoundOrder(configs, 1)) {
+          for (const payload of PAYLOADS) {
+            await load(
+              `${c.base}${c.prefix}${payload === "1k" ? PATHS.json1k : PATHS.json64k}`,
+              c.headers,
+              5,
+              false,
+            );
+          }
+        }
+        const results: LatencyResult[] = [];
+        for (let round = 1; round <= OPT.rounds; round++) {
+          for (const payload of PAYLOADS) {
+            for (const c of inRoundOrder(configs, round)) results.push(await latencyRun(c, payload, round));
+          }
+        }
+        report.latency = results.map(({ samples: _, ...r }) => r);
+        md.push(...latencyMarkdown(results));
       }
       if (sections.has("streaming")) {
         const results = await streamRuns(configs, { a: undefined, b: bare, c: proxy });
