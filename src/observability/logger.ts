@@ -29,10 +29,13 @@ let lastTime = "";
 
 /** pino's isoTime, formatted once per millisecond (several request lines share one at load). */
 function isoTime(): string {
-  const now = Date.now();
-  if (now !== lastMs) {
-    lastMs = now;
-    lastTime = `,"time":"${new Date(now).toISOString()}"`;
+  return isoTimeAt(Date.now());
+}
+
+function isoTimeAt(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastTime = `,"time":"${new Date(ms).toISOString()}"`;
   }
   return lastTime;
 }
@@ -63,7 +66,9 @@ const BATCH_MS = 250;
  * and handed to pino's writer (sonic-boom) about 16 KiB at a time, or every 250 ms, because one write
  * per request line costs a syscall and a thread-pool round trip per request under load. (sonic-boom's
  * own `minLength` batching appends to one string and measures its byte length on every line, which
- * copies the growing buffer once per line.) Pending lines are written synchronously at exit.
+ * copies the growing buffer once per line.) Request lines wait in the batch as their fields and are
+ * turned into text when the batch is handed over (see requestLogger). Pending lines are written
+ * synchronously at exit.
  */
 export function logDestination(file?: string): DestinationStream {
   const writer = pino.destination({
@@ -79,8 +84,23 @@ type SonicBoom = ReturnType<typeof pino.destination>;
 const unflushed = new Set<BatchedDestination>();
 let exitHookInstalled = false;
 
+/** A request line waiting in a batch, as fields: formatted when the batch is handed over. */
+class PendingRequestLine {
+  readonly line: RequestLine;
+  readonly time: number;
+  readonly bindings: string;
+  constructor(line: RequestLine, time: number, bindings: string) {
+    this.line = line;
+    this.time = time;
+    this.bindings = bindings;
+  }
+}
+
+/** Characters a request line is counted as toward the batch size before it is formatted. */
+const REQUEST_LINE_CHARS = 300;
+
 class BatchedDestination implements DestinationStream {
-  private lines: string[] = [];
+  private lines: Array<string | PendingRequestLine> = [];
   private chars = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly writer: SonicBoom;
@@ -107,8 +127,17 @@ class BatchedDestination implements DestinationStream {
   }
 
   write(line: string): void {
+    this.add(line, line.length);
+  }
+
+  /** A request line, kept as its fields until the batch is handed over. */
+  writeRequestLine(line: RequestLine, time: number, bindings: string): void {
+    this.add(new PendingRequestLine(line, time, bindings), REQUEST_LINE_CHARS);
+  }
+
+  private add(line: string | PendingRequestLine, chars: number): void {
     this.lines.push(line);
-    this.chars += line.length;
+    this.chars += chars;
     if (this.chars >= BATCH_CHARS) {
       this.handOver();
     } else if (this.timer === undefined) {
@@ -138,7 +167,12 @@ class BatchedDestination implements DestinationStream {
     this.clearTimer();
     unflushed.delete(this);
     if (this.chars === 0) return;
-    const batch = this.lines.join("");
+    const lines = this.lines;
+    for (let i = 0; i < lines.length; i++) {
+      const l = lines[i]!;
+      if (typeof l !== "string") lines[i] = formatRequestLine(l.line, l.time, l.bindings);
+    }
+    const batch = lines.join("");
     this.lines = [];
     this.chars = 0;
     this.writer.write(batch);
@@ -172,25 +206,35 @@ export interface RequestLine {
  * destination, built by one fixed-shape function. pino's general path — redaction, serializers, a
  * key-by-key walk — costs more than the rest of the line at thousands of requests a second, and the
  * line carries only values the proxy produced (ids, route and identity names, a query-less path,
- * status codes), never headers or bodies.
+ * status codes), never headers or bodies. With the batched destination the line waits in the batch as
+ * its fields (and the time) and is formatted with the rest of the batch: formatting fifty lines in a
+ * row costs a fraction of formatting each one between the other work of its request.
  */
 export function requestLogger(logger: Logger): (line: RequestLine) => void {
   const internals = logger as unknown as Record<symbol, unknown>;
   const stream = internals[pino.symbols.streamSym] as DestinationStream;
   const bindings = internals[pino.symbols.chindingsSym] as string;
+  if (stream instanceof BatchedDestination) {
+    return (l) => {
+      if (logger.isLevelEnabled("info")) stream.writeRequestLine(l, Date.now(), bindings);
+    };
+  }
   return (l) => {
-    if (!logger.isLevelEnabled("info")) return;
-    let line = `{"level":"info"${isoTime()}${bindings},"msg":"request","requestId":${JSON.stringify(l.requestId)},"route":${JSON.stringify(l.route)}`;
-    if (l.method !== undefined) line += `,"method":${JSON.stringify(l.method)}`;
-    line += `,"path":${JSON.stringify(l.path)},"status":${l.status}`;
-    if (l.upstreamStatus !== undefined) line += `,"upstreamStatus":${l.upstreamStatus}`;
-    line += `,"durationMs":${l.durationMs}`;
-    if (l.identity !== undefined) line += `,"identity":${JSON.stringify(l.identity)}`;
-    if (l.principal !== undefined) line += `,"principal":${JSON.stringify(l.principal)}`;
-    line += `,"retried":${l.retried}`;
-    if (l.error !== undefined) line += `,"error":${JSON.stringify(l.error)}`;
-    stream.write(`${line}}\n`);
+    if (logger.isLevelEnabled("info")) stream.write(formatRequestLine(l, Date.now(), bindings));
   };
+}
+
+function formatRequestLine(l: RequestLine, time: number, bindings: string): string {
+  let line = `{"level":"info"${isoTimeAt(time)}${bindings},"msg":"request","requestId":${JSON.stringify(l.requestId)},"route":${JSON.stringify(l.route)}`;
+  if (l.method !== undefined) line += `,"method":${JSON.stringify(l.method)}`;
+  line += `,"path":${JSON.stringify(l.path)},"status":${l.status}`;
+  if (l.upstreamStatus !== undefined) line += `,"upstreamStatus":${l.upstreamStatus}`;
+  line += `,"durationMs":${l.durationMs}`;
+  if (l.identity !== undefined) line += `,"identity":${JSON.stringify(l.identity)}`;
+  if (l.principal !== undefined) line += `,"principal":${JSON.stringify(l.principal)}`;
+  line += `,"retried":${l.retried}`;
+  if (l.error !== undefined) line += `,"error":${JSON.stringify(l.error)}`;
+  return `${line}}\n`;
 }
 
 /** Removes query values that must never be logged (SAS signatures, codes, keys). */

@@ -81,12 +81,14 @@ test("lines still in a batch are written when the process exits", async (t) => {
   const file = join(dir, "exit.log");
   const loggerModule = new URL("../../../src/observability/logger.ts", import.meta.url).href;
   const script = `
-    import { createLogger, logDestination } from ${JSON.stringify(loggerModule)};
+    import { createLogger, logDestination, requestLogger } from ${JSON.stringify(loggerModule)};
     const destination = logDestination(${JSON.stringify(file)});
     const logger = createLogger({ level: "info", destination });
+    const writeLine = requestLogger(logger);
     // The file opens asynchronously: log once it is open, then exit before the batch timer fires.
     setTimeout(() => {
       for (let n = 0; n < 5; n++) logger.info({ msg: "pending", n });
+      writeLine({ requestId: "r", route: "/", method: "GET", path: "/", status: 200, durationMs: 1, retried: false });
       process.exit(3);
     }, 100);
   `;
@@ -94,8 +96,8 @@ test("lines still in a batch are written when the process exits", async (t) => {
   assert.equal(child.status, 3, child.stderr);
   const lines = await linesOf(file);
   assert.deepEqual(
-    lines.map((l) => l.n),
-    [0, 1, 2, 3, 4],
+    lines.map((l) => l.n ?? l.msg),
+    [0, 1, 2, 3, 4, "request"],
   );
 });
 
@@ -144,4 +146,57 @@ test("the request line is byte for byte what pino writes for the same fields, an
   logger.level = "warn";
   writeLine(lines[0]!);
   assert.equal(written.length, 4, "no request line below the configured level");
+});
+
+test("request lines wait in the batch as fields: written in order with other lines, as pino writes them, with the time of the call", async (t) => {
+  const file = join(await tempDir(t), "proxy.log");
+  const destination = logDestination(file);
+  const logger = createLogger({ level: "info", destination });
+  const writeLine = requestLogger(logger);
+  const line: RequestLine = {
+    requestId: "req-1",
+    route: "/powerplatform",
+    method: "POST",
+    path: '/powerplatform/"odd"\\path\u2028',
+    status: 502,
+    upstreamStatus: undefined,
+    durationMs: 12.5,
+    identity: "platform-app",
+    principal: "key:erp",
+    retried: true,
+    error: "upstream_unreachable",
+  };
+  logger.info({ msg: "before" });
+  const calledAt = Date.now();
+  writeLine(line);
+  logger.warn({ msg: "after" });
+  writeLine({ ...line, requestId: "req-2" });
+  await sleep(60); // formatting happens at hand-over, later than the calls
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  const lines = await until(
+    () => linesOf(file),
+    (l) => l.length === 4,
+    2000,
+  );
+  assert.deepEqual(
+    lines.map((l) => l.msg),
+    ["before", "request", "after", "request"],
+  );
+  assert.deepEqual(
+    lines.map((l) => l.requestId),
+    [undefined, "req-1", undefined, "req-2"],
+  );
+  assert.ok(
+    Date.parse(lines[1]!.time as string) <= calledAt + 5,
+    "the time is the call's, not the hand-over's",
+  );
+
+  // The same bytes as pino's own path for the same fields (time aside).
+  const expected: string[] = [];
+  const reference = createLogger({ level: "info", destination: { write: (l: string) => expected.push(l) } });
+  reference.info({ msg: "request", ...line });
+  const text = await readFile(file, "utf8");
+  const withoutTime = (l: string) => l.replace(/"time":"[^"]+"/, '"time":"T"');
+  assert.equal(withoutTime(`${text.split("\n")[1]}\n`), withoutTime(expected[0]!));
+  (destination as unknown as { end(): void }).end();
 });
