@@ -17,6 +17,8 @@
 //   npm run bench -- --only throughput --configs b,c --payloads 1k
 //   npm run bench -- --profile          also profile (b) and (c) with --cpu-prof (written to --out/prof)
 //   npm run bench -- --ablation         also price logging and metrics with what-if variants of (c)
+//   npm run bench -- --only paired --payloads 1k --variant no-request-log
+//                                       a what-if variant of (c) in the main sections (see PROXY_VARIANTS)
 //   npm run bench -- --doc              also replace the "latest run" block of docs/performance.md
 //   npm run bench -- --node-args="--trace-gc"   Node options for (b) and (c)
 //   npm run bench -- --no-pin           do not pin the proxy under test to CPU 1 (taskset) and the rest to CPU 0
@@ -75,6 +77,7 @@ const { values: flags } = parseArgs({
     "no-pin": { type: "boolean", default: false },
     "no-product-node-options": { type: "boolean", default: false },
     "node-args": { type: "string", default: "" },
+    variant: { type: "string", default: "product" },
     quick: { type: "boolean", default: false },
     doc: { type: "boolean", default: false },
     out: { type: "string", default: "/tmp/eap-bench" },
@@ -116,6 +119,9 @@ const sections = new Set(
 );
 for (const [k, v] of Object.entries(OPT)) {
   if (typeof v === "number" && !(v > 0)) throw new Error(`--${k} must be a positive number`);
+}
+if (!PROXY_VARIANTS.includes(flags.variant as ProxyVariant)) {
+  throw new Error(`--variant must be one of ${PROXY_VARIANTS.join(", ")}`);
 }
 const CONFIGS = new Set(flags.configs!.split(","));
 const PAYLOADS = (["1k", "64k"] as const).filter((p) => flags.payloads!.split(",").includes(p));
@@ -629,9 +635,12 @@ function vmRss(pid: number, field: "VmRSS" | "VmHWM"): number {
   return m ? Number(m[1]) * 1024 : Number.NaN;
 }
 
-/** Samples a child's RSS every 20 ms (and its kernel high-water mark) around one transfer. */
+/**
+ * Samples a child's RSS every 20 ms (and its kernel high-water mark) around one transfer, and reads it
+ * once more after a forced GC: what the process still holds once the dead read buffers are collected.
+ */
 async function watchRss<T>(child: Child | undefined, run: () => Promise<T>) {
-  if (!child) return { value: await run(), baseline: Number.NaN, peak: Number.NaN };
+  if (!child) return { value: await run(), baseline: Number.NaN, peak: Number.NaN, afterGc: Number.NaN };
   const baseline = (await child.stats(true)).rss;
   try {
     writeFileSync(`/proc/${child.pid}/clear_refs`, "5"); // resets VmHWM to the current RSS
@@ -645,7 +654,8 @@ async function watchRss<T>(child: Child | undefined, run: () => Promise<T>) {
   try {
     const value = await run();
     peak = Math.max(peak, vmRss(child.pid, "VmRSS"), vmRss(child.pid, "VmHWM"));
-    return { value, baseline, peak };
+    const afterGc = (await child.stats(true)).rss;
+    return { value, baseline, peak, afterGc };
   } finally {
     clearInterval(timer);
   }
@@ -710,6 +720,8 @@ interface StreamResult {
   baselineRss: number;
   peakRss: number;
   growth: number;
+  /** RSS after the transfer and a forced GC, minus the baseline. */
+  retained: number;
 }
 
 async function streamRuns(configs: Config[], children: Record<Config["name"], Child | undefined>) {
@@ -727,6 +739,7 @@ async function streamRuns(configs: Config[], children: Record<Config["name"], Ch
           value: seconds,
           baseline,
           peak,
+          afterGc,
         } = await watchRss(watched, () =>
           direction === "upload"
             ? upload(`${c.base}${c.prefix}${PATHS.upload}`, c.headers, OPT.streamBytes)
@@ -741,11 +754,14 @@ async function streamRuns(configs: Config[], children: Record<Config["name"], Ch
           baselineRss: baseline,
           peakRss: peak,
           growth: peak - baseline,
+          retained: afterGc - baseline,
         };
         results.push(r);
         log(
           `stream ${direction} ${c.name} rep ${rep}: ${r.mbPerS.toFixed(0)} MB/s` +
-            (watched ? `, RSS ${mib(baseline)} → peak ${mib(peak)} MiB (+${mib(r.growth)})` : ""),
+            (watched
+              ? `, RSS ${mib(baseline)} → peak ${mib(peak)} MiB (+${mib(r.growth)}), after GC +${mib(r.retained)}`
+              : ""),
         );
       }
     }
@@ -1083,8 +1099,8 @@ function streamingMarkdown(results: StreamResult[]): string[] {
     "",
     `**Streaming**, ${mib(OPT.streamBytes)} MiB per transfer (one connection, node:http streams, 64 KiB chunks generated, not allocated), ${OPT.rounds} repetition(s); RSS of the proxy child sampled every 20 ms from /proc plus VmHWM, baseline after a forced GC.`,
     "",
-    "| direction | configuration | MB/s (each rep) | mean MB/s | peak RSS growth MiB (max) | baseline → peak RSS MiB |",
-    "|---|---|---:|---:|---:|---:|",
+    "| direction | configuration | MB/s (each rep) | mean MB/s | peak RSS growth MiB (max) | baseline → peak RSS MiB | RSS growth after GC MiB (max) |",
+    "|---|---|---:|---:|---:|---:|---:|",
   ];
   const verdicts: string[] = [];
   for (const direction of ["upload", "download"] as const) {
@@ -1093,7 +1109,7 @@ function streamingMarkdown(results: StreamResult[]): string[] {
       if (rows.length === 0) continue;
       const worst = rows.reduce((w, r) => (r.growth > w.growth ? r : w), rows[0]!);
       lines.push(
-        `| ${direction} | ${name} | ${rows.map((r) => r.mbPerS.toFixed(0)).join(", ")} | ${mean(rows.map((r) => r.mbPerS)).toFixed(0)} | ${name === "a" ? "—" : mib(worst.growth)} | ${name === "a" ? "—" : `${mib(worst.baselineRss)} → ${mib(worst.peakRss)}`} |`,
+        `| ${direction} | ${name} | ${rows.map((r) => r.mbPerS.toFixed(0)).join(", ")} | ${mean(rows.map((r) => r.mbPerS)).toFixed(0)} | ${name === "a" ? "—" : mib(worst.growth)} | ${name === "a" ? "—" : `${mib(worst.baselineRss)} → ${mib(worst.peakRss)}`} | ${name === "a" ? "—" : mib(Math.max(...rows.map((r) => r.retained)))} |`,
       );
     }
     const m = (n: "b" | "c") =>
@@ -1102,8 +1118,11 @@ function streamingMarkdown(results: StreamResult[]): string[] {
       ...results.filter((r) => r.direction === direction && r.config === "c").map((r) => r.growth),
     );
     const ratio = m("c") / m("b");
+    const retained = Math.max(
+      ...results.filter((r) => r.direction === direction && r.config === "c").map((r) => r.retained),
+    );
     verdicts.push(
-      `${direction}: c/b throughput = ${ratio.toFixed(2)} (target ≥ 0.80: ${ratio >= 0.8 ? "met" : "NOT met"}); (c) peak RSS growth ${mib(growth)} MiB (target < 30 MiB: ${growth < 30 * MiB ? "met" : "NOT met"})`,
+      `${direction}: c/b throughput = ${ratio.toFixed(2)} (target ≥ 0.80: ${ratio >= 0.8 ? "met" : "NOT met"}); (c) peak RSS growth ${mib(growth)} MiB (target < 30 MiB: ${growth < 30 * MiB ? "met" : "NOT met"}), ${mib(retained)} MiB after GC`,
     );
   }
   lines.push("", ...verdicts.map((v) => `- ${v}`));
@@ -1168,13 +1187,20 @@ async function main(): Promise<void> {
       .map(([k, v]) => `${k} ${v}`)
       .join(
         ", ",
-      )}. ${PINNED ? "Proxy under test pinned to CPU 1; load generator, upstream and Entra emulator on CPU 0 (taskset)." : "No CPU pinning."} (c) runs with ${PRODUCT_NODE_OPTIONS.length > 0 ? `the image's Node options (\`${PRODUCT_NODE_OPTIONS.join(" ")}\`)` : "Node's default options"}; (b) with Node's defaults${SERVER_NODE_ARGS.length > 0 ? `; both with \`${SERVER_NODE_ARGS.join(" ")}\`` : ""}.`,
+      )}. ${PINNED ? "Proxy under test pinned to CPU 1; load generator, upstream and Entra emulator on CPU 0 (taskset)." : "No CPU pinning."} (c) runs with ${PRODUCT_NODE_OPTIONS.length > 0 ? `the image's Node options (\`${PRODUCT_NODE_OPTIONS.join(" ")}\`)` : "Node's default options"}; (b) with Node's defaults${SERVER_NODE_ARGS.length > 0 ? `; both with \`${SERVER_NODE_ARGS.join(" ")}\`` : ""}.${flags.variant === "product" ? "" : ` (c) is the what-if variant \`${flags.variant}\`, not the product.`}`,
   ];
   try {
     if (["throughput", "paired", "latency", "streaming"].some((x) => sections.has(x))) {
       const bare = await startBare(upstream.ready.url);
       const proxyLog = join(OPT.out, "proxy.log");
-      const proxy = await startChild("proxy", ["--upstream", upstream.ready.url, "--log", proxyLog]);
+      const proxy = await startChild("proxy", [
+        "--upstream",
+        upstream.ready.url,
+        "--log",
+        proxyLog,
+        "--variant",
+        flags.variant!,
+      ]);
       const configs = configurations(upstream, bare, proxy);
       await sanityCheck(configs);
       log("sanity check passed: 200s with exact bodies; (b) and (c) attach a bearer, (a) does not");
