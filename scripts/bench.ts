@@ -575,7 +575,6 @@ async function latencyRun(c: Config, payload: "1k" | "64k", round: number): Prom
 }
 
 function latencyMarkdown(results: LatencyResult[]): string[] {
-  const labels = { a: "(a) direct", b: "(b) bare http-proxy-3", c: "(c) entra-auth-proxy" };
   const lines = [
     "",
     `**Latency at a fixed rate**: ${fmtInt(OPT.rate)} req/s offered open-loop over ${OPT.connections} keep-alive connections (a request every ${ms(1000 / OPT.rate)} ms, each timed from when it was due), ${OPT.warmup} s warm-up + ${OPT.duration} s measured per run — a load every configuration carries, so the difference is what the proxy adds to a request rather than queueing at saturation.`,
@@ -591,7 +590,7 @@ function latencyMarkdown(results: LatencyResult[]): string[] {
     for (const config of ["a", "b", "c"] as const) {
       for (const r of rows.filter((x) => x.config === config)) {
         lines.push(
-          `| ${name} | ${labels[config]} | ${r.round} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.p999)} | ${ms(r.max)} | ${ms(r.sendLagP99)} |`,
+          `| ${name} | ${LABELS[config]} | ${r.round} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.p999)} | ${ms(r.max)} | ${ms(r.sendLagP99)} |`,
         );
       }
     }
@@ -1000,6 +999,8 @@ function ablationMarkdown(results: AblationResult[]): string[] {
 
 // -------------------------------------------------------------------------------- report
 
+/** Table labels of the three configurations. */
+const LABELS = { a: "(a) direct", b: "(b) bare http-proxy-3", c: "(c) entra-auth-proxy" } as const;
 const fmtInt = (x: number) => Math.round(x).toLocaleString("en-US");
 const mib = (bytes: number) => (bytes / MiB).toFixed(1);
 const ms = (x: number) => x.toFixed(2);
@@ -1034,7 +1035,6 @@ function machine() {
 
 function throughputMarkdown(results: LoadResult[]): string[] {
   const lines: string[] = [];
-  const labels = { a: "(a) direct", b: "(b) bare http-proxy-3", c: "(c) entra-auth-proxy" };
   const verdicts: string[] = [];
   for (const payload of ["1k", "64k"] as const) {
     const rows = results.filter((r) => r.payload === payload);
@@ -1049,7 +1049,7 @@ function throughputMarkdown(results: LoadResult[]): string[] {
     for (const name of ["a", "b", "c"] as const) {
       for (const r of rows.filter((x) => x.config === name)) {
         lines.push(
-          `| ${labels[name]} | ${r.round} | ${fmtInt(r.rps)} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.cpuUsPerRequest.toFixed(0)} | ${r.errors + r.timeouts}/${r.non2xx} |`,
+          `| ${LABELS[name]} | ${r.round} | ${fmtInt(r.rps)} | ${ms(r.p50)} | ${ms(r.p90)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.cpuUsPerRequest.toFixed(0)} | ${r.errors + r.timeouts}/${r.non2xx} |`,
         );
       }
     }
