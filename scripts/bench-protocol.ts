@@ -33,7 +33,13 @@ export const PATHS = {
  *   no-metrics      prom-client Counter.inc / Histogram.observe replaced by no-ops in that child
  *   no-log-no-metrics  both of the first and third
  */
-export const PROXY_VARIANTS = ["product", "no-request-log", "no-metrics", "no-log-no-metrics"] as const;
+export const PROXY_VARIANTS = [
+  "product",
+  "no-request-log",
+  "no-metrics",
+  "no-log-no-metrics",
+  "no-buffer-reclaim",
+] as const;
 export type ProxyVariant = (typeof PROXY_VARIANTS)[number];
 
 /** The route prefix of configuration (c). */

@@ -18,8 +18,20 @@ process.once("message", async (start: ParentRequest) => {
   const options: Parameters<typeof startProxy>[1] = { logger, env: start.env, ports: { proxy: 0, admin: 0 } };
   if (start.backoff) options.backoff = start.backoff;
   const proxy = await startProxy(config, options);
+  let watch: { timer: NodeJS.Timeout; start: number; peak: number } | undefined;
   process.on("message", async (m: ParentRequest) => {
-    if (m.type === "memory") {
+    if (m.type === "watch-array-buffers") {
+      const start = process.memoryUsage().arrayBuffers;
+      const sample = () => {
+        if (watch) watch.peak = Math.max(watch.peak, process.memoryUsage().arrayBuffers);
+      };
+      watch = { start, peak: start, timer: setInterval(sample, 2) };
+    } else if (m.type === "peak-array-buffers") {
+      if (!watch) throw new Error("peak-array-buffers without watch-array-buffers");
+      clearInterval(watch.timer);
+      reply({ type: "peak-array-buffers", start: watch.start, peak: watch.peak });
+      watch = undefined;
+    } else if (m.type === "memory") {
       for (let i = 0; i < 3; i++) {
         gc?.();
         await new Promise((r) => setTimeout(r, 50));

@@ -21,11 +21,14 @@ export type ParentRequest =
       backoff?: BackoffPolicy;
     }
   | { type: "memory" }
+  | { type: "watch-array-buffers" }
+  | { type: "peak-array-buffers" }
   | { type: "stop" };
 
 export type ChildRequest =
   | { type: "ready"; proxyUrl: string; adminUrl: string }
-  | { type: "memory"; usage: NodeJS.MemoryUsage };
+  | { type: "memory"; usage: NodeJS.MemoryUsage }
+  | { type: "peak-array-buffers"; start: number; peak: number };
 
 export interface ProxyProcess {
   pid: number;
@@ -33,6 +36,11 @@ export interface ProxyProcess {
   adminUrl: string;
   /** process.memoryUsage() of the proxy after full garbage collections. */
   memory(): Promise<NodeJS.MemoryUsage>;
+  /**
+   * Samples the bytes held by ArrayBuffers in the proxy every 2 ms until stop() is called, which
+   * returns the value at the start and the highest seen (body chunks are ArrayBuffer memory).
+   */
+  watchArrayBuffers(): { stop(): Promise<{ start: number; peak: number }> };
 }
 
 /** VmRSS of a process, from /proc. */
@@ -85,20 +93,32 @@ export async function startProxyProcess(
       if (m.type !== "memory") throw new Error(`unexpected ${m.type}`);
       return m.usage;
     },
+    watchArrayBuffers() {
+      child.send({ type: "watch-array-buffers" } satisfies ParentRequest);
+      return {
+        async stop() {
+          const answer = next();
+          child.send({ type: "peak-array-buffers" } satisfies ParentRequest);
+          const m = await answer;
+          if (m.type !== "peak-array-buffers") throw new Error(`unexpected ${m.type}`);
+          return { start: m.start, peak: m.peak };
+        },
+      };
+    },
   };
 }
 
 /** The demo world (emulator, mocks) in this process and the demo routes' proxy in its own. */
 export async function startIsolatedStack(
   t: TestContext,
-  options: { tokenLifetimeSec?: number; backoff?: BackoffPolicy } = {},
+  options: { tokenLifetimeSec?: number; backoff?: BackoffPolicy; yaml?: string } = {},
 ): Promise<{ world: DemoWorld; proxy: ProxyProcess }> {
   const worldOptions: Parameters<typeof startDemoWorld>[0] = { pki: await trustedPki() };
   if (options.tokenLifetimeSec !== undefined) worldOptions.tokenLifetimeSec = options.tokenLifetimeSec;
   const world = await startDemoWorld(worldOptions);
   t.after(() => world.close());
   const proxyOptions: Parameters<typeof startProxyProcess>[1] = {
-    yaml: DEMO_ROUTES_YAML,
+    yaml: options.yaml ?? DEMO_ROUTES_YAML,
     env: world.env,
     caCert: world.pki.caCert,
   };
