@@ -124,6 +124,12 @@ if (!PROXY_VARIANTS.includes(flags.variant as ProxyVariant)) {
   throw new Error(`--variant must be one of ${PROXY_VARIANTS.join(", ")}`);
 }
 const CONFIGS = new Set(flags.configs!.split(","));
+type Payload = "1k" | "64k";
+/** Each payload's upstream path and its name in the tables. */
+const PAYLOAD = {
+  "1k": { path: PATHS.json1k, name: "1 KiB" },
+  "64k": { path: PATHS.json64k, name: "64 KiB" },
+} as const;
 const PAYLOADS = (["1k", "64k"] as const).filter((p) => flags.payloads!.split(",").includes(p));
 mkdirSync(OPT.out, { recursive: true });
 
@@ -365,7 +371,7 @@ async function sanityCheck(configs: Config[]): Promise<void> {
 
 interface LoadResult {
   config: Config["name"];
-  payload: "1k" | "64k";
+  payload: Payload;
   round: number;
   seconds: number;
   requests: number;
@@ -400,8 +406,8 @@ async function load(url: string, headers: Record<string, string>, seconds: numbe
   return { result, latencies };
 }
 
-async function throughputRun(c: Config, payload: "1k" | "64k", round: number): Promise<LoadResult> {
-  const url = `${c.base}${c.prefix}${payload === "1k" ? PATHS.json1k : PATHS.json64k}`;
+async function throughputRun(c: Config, payload: Payload, round: number): Promise<LoadResult> {
+  const url = `${c.base}${c.prefix}${PAYLOAD[payload].path}`;
   await load(url, c.headers, OPT.warmup, false);
   const cpuBefore = cpuUs(c.pid);
   const mainBefore = cpuUs(c.pid, c.pid);
@@ -438,7 +444,7 @@ async function throughputRun(c: Config, payload: "1k" | "64k", round: number): P
 // -------------------------------------------------------------------------------- paired
 
 interface PairedResult {
-  payload: "1k" | "64k";
+  payload: Payload;
   round: number;
   b: PairedSide;
   c: PairedSide;
@@ -460,8 +466,8 @@ interface PairedSide {
  * reports the capacity ratio: (b)'s CPU per request over (c)'s, which is what c/b req/s would be on a
  * CPU each had to itself.
  */
-async function pairedRun(b: Config, c: Config, payload: "1k" | "64k", round: number): Promise<PairedResult> {
-  const path = payload === "1k" ? PATHS.json1k : PATHS.json64k;
+async function pairedRun(b: Config, c: Config, payload: Payload, round: number): Promise<PairedResult> {
+  const path = PAYLOAD[payload].path;
   const both = () => [b, c] as const;
   await Promise.all(both().map((x) => load(`${x.base}${x.prefix}${path}`, x.headers, OPT.warmup, false)));
   const before = both().map((x) => cpuUs(x.pid));
@@ -511,14 +517,14 @@ function pairedMarkdown(results: PairedResult[]): string[] {
     if (rows.length === 0) continue;
     for (const r of rows) {
       lines.push(
-        `| ${payload === "1k" ? "1 KiB" : "64 KiB"} | ${r.round} | ${fmtInt(r.b.rps)} | ${fmtInt(r.c.rps)} | ${(r.c.rps / r.b.rps).toFixed(2)} | ${r.b.cpuUsPerRequest.toFixed(0)} | ${r.c.cpuUsPerRequest.toFixed(0)} | ${capacity(r).toFixed(2)} | ${ms(r.b.p50)} / ${ms(r.b.p99)} | ${ms(r.c.p50)} / ${ms(r.c.p99)} | ${signedMs(r.c.p99 - r.b.p99)} |`,
+        `| ${PAYLOAD[payload].name} | ${r.round} | ${fmtInt(r.b.rps)} | ${fmtInt(r.c.rps)} | ${(r.c.rps / r.b.rps).toFixed(2)} | ${r.b.cpuUsPerRequest.toFixed(0)} | ${r.c.cpuUsPerRequest.toFixed(0)} | ${capacity(r).toFixed(2)} | ${ms(r.b.p50)} / ${ms(r.b.p99)} | ${ms(r.c.p50)} / ${ms(r.c.p99)} | ${signedMs(r.c.p99 - r.b.p99)} |`,
       );
     }
     const m = median(rows.map((r) => r.c.rps / r.b.rps));
     const cap = median(rows.map(capacity));
     const p99 = median(rows.map((r) => r.c.p99 - r.b.p99));
     verdicts.push(
-      `${payload === "1k" ? "1 KiB" : "64 KiB"} paired: c/b = ${m.toFixed(2)} req/s, ${cap.toFixed(2)} by CPU per request (medians of ${rows.length}; target ≥ 0.85: ${Math.min(m, cap) >= 0.85 ? "met" : "NOT met"} on the lower of the two); p99 added ${signedMs(p99)} ms (median; target < 2 ms: ${p99 < 2 ? "met" : "NOT met"})`,
+      `${PAYLOAD[payload].name} paired: c/b = ${m.toFixed(2)} req/s, ${cap.toFixed(2)} by CPU per request (medians of ${rows.length}; target ≥ 0.85: ${Math.min(m, cap) >= 0.85 ? "met" : "NOT met"} on the lower of the two); p99 added ${signedMs(p99)} ms (median; target < 2 ms: ${p99 < 2 ? "met" : "NOT met"})`,
     );
   }
   lines.push("", ...verdicts.map((v) => `- ${v}`));
@@ -529,7 +535,7 @@ function pairedMarkdown(results: PairedResult[]): string[] {
 
 interface LatencyResult {
   config: Config["name"];
-  payload: "1k" | "64k";
+  payload: Payload;
   round: number;
   requests: number;
   /** Requests per second actually completed in the window (the target is OPT.rate). */
@@ -546,8 +552,8 @@ interface LatencyResult {
   samples: Float64Array;
 }
 
-async function latencyRun(c: Config, payload: "1k" | "64k", round: number): Promise<LatencyResult> {
-  const url = `${c.base}${c.prefix}${payload === "1k" ? PATHS.json1k : PATHS.json64k}`;
+async function latencyRun(c: Config, payload: Payload, round: number): Promise<LatencyResult> {
+  const url = `${c.base}${c.prefix}${PAYLOAD[payload].path}`;
   const paced = { url, headers: c.headers, rate: OPT.rate, connections: OPT.connections };
   await pacedLoad({ ...paced, seconds: OPT.warmup });
   const { latencies, lags, failures, rps } = await pacedLoad({ ...paced, seconds: OPT.duration });
@@ -586,7 +592,7 @@ function latencyMarkdown(results: LatencyResult[]): string[] {
   for (const payload of ["1k", "64k"] as const) {
     const rows = results.filter((r) => r.payload === payload);
     if (rows.length === 0) continue;
-    const name = payload === "1k" ? "1 KiB" : "64 KiB";
+    const name = PAYLOAD[payload].name;
     for (const config of ["a", "b", "c"] as const) {
       for (const r of rows.filter((x) => x.config === config)) {
         lines.push(
@@ -1041,7 +1047,7 @@ function throughputMarkdown(results: LoadResult[]): string[] {
     if (rows.length === 0) continue;
     lines.push(
       "",
-      `**${payload === "1k" ? "1 KiB" : "64 KiB"} JSON**, ${OPT.connections} connections, ${OPT.warmup} s warm-up + ${OPT.duration} s measured per run`,
+      `**${PAYLOAD[payload].name} JSON**, ${OPT.connections} connections, ${OPT.warmup} s warm-up + ${OPT.duration} s measured per run`,
       "",
       "| configuration | round | req/s | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/request | errors/non-2xx |",
       "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -1087,7 +1093,7 @@ function throughputMarkdown(results: LoadResult[]): string[] {
     };
     lines.push(row("mean of runs", ratio(undefined)), row("**median of rounds**", typical));
     verdicts.push(
-      `${payload === "1k" ? "1 KiB" : "64 KiB"}: c/b = ${typical.cb.toFixed(2)} (median of ${rounds.length} rounds; target ≥ 0.85: ${typical.cb >= 0.85 ? "met" : "NOT met"}); p99 added = ${ms(typical.p99)} ms (target < 2 ms: ${typical.p99 < 2 ? "met" : "NOT met"})`,
+      `${PAYLOAD[payload].name}: c/b = ${typical.cb.toFixed(2)} (median of ${rounds.length} rounds; target ≥ 0.85: ${typical.cb >= 0.85 ? "met" : "NOT met"}); p99 added = ${ms(typical.p99)} ms (target < 2 ms: ${typical.p99 < 2 ? "met" : "NOT met"})`,
     );
   }
   lines.push("", ...verdicts.map((v) => `- ${v}`));
@@ -1243,12 +1249,7 @@ async function main(): Promise<void> {
         // configuration at full load first (the earlier sections do so too when they run).
         for (const c of inRoundOrder(configs, 1)) {
           for (const payload of PAYLOADS) {
-            await load(
-              `${c.base}${c.prefix}${payload === "1k" ? PATHS.json1k : PATHS.json64k}`,
-              c.headers,
-              5,
-              false,
-            );
+            await load(`${c.base}${c.prefix}${PAYLOAD[payload].path}`, c.headers, 5, false);
           }
         }
         const results: LatencyResult[] = [];
