@@ -77,31 +77,31 @@ export async function startProxyProcess(
         resolve(m);
       });
     });
-  const start: ParentRequest = { type: "start", ...options, logFile: join(dir, "proxy.log") };
-  const readyMessage = next();
-  child.send(start);
-  const ready = await readyMessage;
-  if (ready.type !== "ready") throw new Error(`unexpected ${ready.type}`);
+  /** Sends a request and waits for the child's answer of the given type. */
+  const ask = async <T extends ChildRequest["type"]>(
+    request: ParentRequest,
+    type: T,
+  ): Promise<Extract<ChildRequest, { type: T }>> => {
+    const answer = next();
+    child.send(request);
+    const m = await answer;
+    if (m.type !== type) throw new Error(`expected ${type} from the proxy process, got ${m.type}`);
+    return m as Extract<ChildRequest, { type: T }>;
+  };
+  const ready = await ask({ type: "start", ...options, logFile: join(dir, "proxy.log") }, "ready");
   return {
     pid: child.pid!,
     proxyUrl: ready.proxyUrl,
     adminUrl: ready.adminUrl,
     async memory() {
-      const answer = next();
-      child.send({ type: "memory" } satisfies ParentRequest);
-      const m = await answer;
-      if (m.type !== "memory") throw new Error(`unexpected ${m.type}`);
-      return m.usage;
+      return (await ask({ type: "memory" }, "memory")).usage;
     },
     watchArrayBuffers() {
       child.send({ type: "watch-array-buffers" } satisfies ParentRequest);
       return {
         async stop() {
-          const answer = next();
-          child.send({ type: "peak-array-buffers" } satisfies ParentRequest);
-          const m = await answer;
-          if (m.type !== "peak-array-buffers") throw new Error(`unexpected ${m.type}`);
-          return { start: m.start, peak: m.peak };
+          const { start, peak } = await ask({ type: "peak-array-buffers" }, "peak-array-buffers");
+          return { start, peak };
         },
       };
     },
