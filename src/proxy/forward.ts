@@ -25,6 +25,8 @@ export interface ForwardOptions {
 
 interface Context {
   options: ForwardOptions;
+  /** Index in Forwarder.inFlight, or -1 when not in it. */
+  slot: number;
   timedOut: boolean;
   aborted: boolean;
   upstreamRequest: http.ClientRequest | undefined;
@@ -80,8 +82,18 @@ function activityOf(request: http.ClientRequest): number {
 export class Forwarder {
   private readonly proxy: ProxyServer;
   private readonly agents: { http: http.Agent; https: https.Agent };
-  /** Upstream requests waiting for, or receiving, their response. */
-  private readonly inFlight = new Set<Context>();
+  /**
+   * Upstream requests waiting for, or receiving, their response: an array with swap-removal (each
+   * context knows its slot), not a Set. A Set that takes and drops thousands of entries a second
+   * rehashes into a new table every few dozen of them, and V8 leaves the replaced table holding its
+   * entries and a pointer to its successor. Once a table is in the old generation (any major GC under
+   * load puts it there), young-generation collections cannot tell that it is dead: they keep what it
+   * points to alive — the next table, and every context with its whole request — so each request was
+   * promoted, the old generation filled in seconds, and the proxy ran a major GC every 1.5–2 s, with
+   * 13–17 ms young collections in between, until it restarted (docs/performance.md, "Request
+   * tracking and the young generation"). Array slots hold only requests still in flight.
+   */
+  private readonly inFlight: Context[] = [];
   private readonly authorizations = new Map<string, string>();
   private readonly sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref();
 
@@ -103,16 +115,16 @@ export class Forwarder {
       }
       // The first sweep records the socket's byte count (reading it here would cost every request).
       ctx.activity = -1;
-      this.inFlight.add(ctx);
+      this.track(ctx);
     });
     this.proxy.on("proxyRes", (upstream, req) => {
       const ctx = (req as WithContext)[CONTEXT];
       if (!ctx) return;
       ctx.response = upstream;
-      // Leave the set as soon as the body is over, so the context is garbage while still young.
+      // Leave the list as soon as the body is over, so the context is garbage while still young.
       // (`on`, not `once`: close is emitted once, and once() wraps every listener.)
       upstream.on("close", () => {
-        this.inFlight.delete(ctx);
+        this.untrack(ctx);
         ctx.options.onClose?.(upstream);
       });
       ctx.options.onResponse(upstream);
@@ -126,6 +138,7 @@ export class Forwarder {
   forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): () => void {
     const ctx: Context = {
       options,
+      slot: -1,
       timedOut: false,
       aborted: false,
       upstreamRequest: undefined,
@@ -147,7 +160,7 @@ export class Forwarder {
     if (options.body) proxyOptions.buffer = options.body;
     this.proxy.web(req, res, proxyOptions, (err) => {
       const e = err as NodeJS.ErrnoException;
-      this.inFlight.delete(ctx);
+      this.untrack(ctx);
       if (ctx.aborted) return;
       if (ctx.timedOut) {
         options.onError(
@@ -179,13 +192,39 @@ export class Forwarder {
     return value;
   }
 
+  /** Upstream requests being tracked for the timeout (for tests). */
+  get inFlightCount(): number {
+    return this.inFlight.length;
+  }
+
+  private track(ctx: Context): void {
+    if (ctx.slot !== -1) return;
+    ctx.slot = this.inFlight.length;
+    this.inFlight.push(ctx);
+  }
+
+  /** Moves the last context into ctx's slot. */
+  private untrack(ctx: Context): void {
+    const slot = ctx.slot;
+    if (slot === -1) return;
+    ctx.slot = -1;
+    const last = this.inFlight.pop()!;
+    if (last !== ctx) {
+      this.inFlight[slot] = last;
+      last.slot = slot;
+    }
+  }
+
   /** Upstream timeout: a request whose socket moved no byte for timeoutMs is destroyed (→ 504). */
   private sweep(): void {
     const now = Date.now();
-    for (const ctx of this.inFlight) {
+    // Backwards: untracking moves the last context, already visited, into the current slot.
+    for (let i = this.inFlight.length - 1; i >= 0; i--) {
+      const ctx = this.inFlight[i];
+      if (ctx === undefined) continue; // the list shrank under a destroy() below
       const request = ctx.upstreamRequest!;
       if (request.destroyed || ctx.response?.complete) {
-        this.inFlight.delete(ctx);
+        this.untrack(ctx);
         continue;
       }
       const activity = activityOf(request);
@@ -193,7 +232,7 @@ export class Forwarder {
         ctx.activity = activity;
         ctx.activeAt = now;
       } else if (now - ctx.activeAt >= ctx.options.timeoutMs) {
-        this.inFlight.delete(ctx);
+        this.untrack(ctx);
         ctx.timedOut = true;
         request.destroy(new Error("upstream timeout"));
       }
@@ -202,7 +241,8 @@ export class Forwarder {
 
   close(): void {
     clearInterval(this.sweeper);
-    this.inFlight.clear();
+    for (const ctx of this.inFlight) ctx.slot = -1;
+    this.inFlight.length = 0;
     this.authorizations.clear();
     this.agents.http.destroy();
     this.agents.https.destroy();

@@ -1,10 +1,15 @@
 // The child side of proxy-process.ts: startProxy in a process of its own, configured over IPC.
+import { getHeapSpaceStatistics } from "node:v8";
 import { configFromYaml, trustCaInProcess } from "../../src/demo/stack.ts";
 import { createLogger, logDestination } from "../../src/observability/logger.ts";
 import { startProxy } from "../../src/server/start.ts";
 import type { ChildRequest, ParentRequest } from "./proxy-process.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
+
+function oldSpaceUsed(): number {
+  return getHeapSpaceStatistics().find((s) => s.space_name === "old_space")?.space_used_size ?? 0;
+}
 
 function reply(message: ChildRequest): void {
   process.send?.(message);
@@ -19,6 +24,7 @@ process.once("message", async (start: ParentRequest) => {
   if (start.backoff) options.backoff = start.backoff;
   const proxy = await startProxy(config, options);
   let watch: { timer: NodeJS.Timeout; start: number; peak: number } | undefined;
+  let oldSpace: { timer: NodeJS.Timeout; last: number; added: number; drops: number } | undefined;
   process.on("message", async (m: ParentRequest) => {
     if (m.type === "watch-array-buffers") {
       const start = process.memoryUsage().arrayBuffers;
@@ -31,6 +37,20 @@ process.once("message", async (start: ParentRequest) => {
       clearInterval(watch.timer);
       reply({ type: "peak-array-buffers", start: watch.start, peak: watch.peak });
       watch = undefined;
+    } else if (m.type === "watch-old-space") {
+      const sample = () => {
+        if (!oldSpace) return;
+        const used = oldSpaceUsed();
+        if (used >= oldSpace.last) oldSpace.added += used - oldSpace.last;
+        else oldSpace.drops++;
+        oldSpace.last = used;
+      };
+      oldSpace = { last: oldSpaceUsed(), added: 0, drops: 0, timer: setInterval(sample, 2) };
+    } else if (m.type === "old-space-added") {
+      if (!oldSpace) throw new Error("old-space-added without watch-old-space");
+      clearInterval(oldSpace.timer);
+      reply({ type: "old-space-added", bytes: oldSpace.added, shrinks: oldSpace.drops });
+      oldSpace = undefined;
     } else if (m.type === "memory") {
       for (let i = 0; i < 3; i++) {
         gc?.();

@@ -23,12 +23,15 @@ export type ParentRequest =
   | { type: "memory" }
   | { type: "watch-array-buffers" }
   | { type: "peak-array-buffers" }
+  | { type: "watch-old-space" }
+  | { type: "old-space-added" }
   | { type: "stop" };
 
 export type ChildRequest =
   | { type: "ready"; proxyUrl: string; adminUrl: string }
   | { type: "memory"; usage: NodeJS.MemoryUsage }
-  | { type: "peak-array-buffers"; start: number; peak: number };
+  | { type: "peak-array-buffers"; start: number; peak: number }
+  | { type: "old-space-added"; bytes: number; shrinks: number };
 
 export interface ProxyProcess {
   pid: number;
@@ -41,6 +44,11 @@ export interface ProxyProcess {
    * returns the value at the start and the highest seen (body chunks are ArrayBuffer memory).
    */
   watchArrayBuffers(): { stop(): Promise<{ start: number; peak: number }> };
+  /**
+   * Sums what the proxy's old generation gains (promoted and old-allocated objects) every 2 ms until
+   * stop(). Samples in which it shrank (a major collection had run) are counted, not subtracted.
+   */
+  watchOldSpace(): { stop(): Promise<{ bytes: number; shrinks: number }> };
 }
 
 /** VmRSS of a process, from /proc. */
@@ -102,6 +110,15 @@ export async function startProxyProcess(
         async stop() {
           const { start, peak } = await ask({ type: "peak-array-buffers" }, "peak-array-buffers");
           return { start, peak };
+        },
+      };
+    },
+    watchOldSpace() {
+      child.send({ type: "watch-old-space" } satisfies ParentRequest);
+      return {
+        async stop() {
+          const { bytes, shrinks } = await ask({ type: "old-space-added" }, "old-space-added");
+          return { bytes, shrinks };
         },
       };
     },

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { request as httpRequest } from "node:http";
+import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { connect, createServer } from "node:net";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -295,4 +295,48 @@ test("Set-Cookie of the upstream's own domain is dropped; others pass", async (t
   assert.equal(res.status, 200);
   await res.arrayBuffer();
   assert.deepEqual(res.headers.getSetCookie(), ["tracking=1; Domain=partner.example; Path=/"]);
+});
+
+test("after a major collection, finished requests die young: the old generation does not fill with them", async (t) => {
+  // A full collection moves whatever is live — including the proxy's own long-lived structures —
+  // to the old generation. A structure there that kept pointing at finished requests (a Set's
+  // replaced hash tables did: src/proxy/forward.ts, inFlight) made young collections keep every
+  // request alive until the next major one, so each request was promoted.
+  const { world, proxy } = await startIsolatedStack(t);
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: 25 });
+  t.after(() => agent.destroy());
+  const get = (i: number) =>
+    new Promise<void>((resolve, reject) => {
+      const req = httpRequest(`${proxy.proxyUrl}/powerplatform/items/${i % 50}`, {
+        agent,
+        headers: { "x-api-key": world.secrets.apiKey },
+      });
+      req.on("response", (res) => {
+        res.resume();
+        res.on("end", () =>
+          res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`)),
+        );
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  const load = async (requests: number) => {
+    let next = 0;
+    const worker = async () => {
+      while (next < requests) await get(next++);
+    };
+    await Promise.all(Array.from({ length: 25 }, worker));
+  };
+  await load(2_000); // JIT, sockets, token: settled
+  await proxy.memory(); // full collections: everything live is now old
+  const oldSpace = proxy.watchOldSpace();
+  const started = performance.now();
+  await load(6_000);
+  const added = await oldSpace.stop();
+  const seconds = (performance.now() - started) / 1000;
+  const perRequest = added.bytes / 6_000;
+  t.diagnostic(
+    `6,000 requests in ${seconds.toFixed(1)} s: old generation +${(added.bytes / 1048576).toFixed(1)} MiB (${perRequest.toFixed(0)} bytes per request), ${added.shrinks} samples after a major GC`,
+  );
+  assert.ok(perRequest < 1_000, `${perRequest.toFixed(0)} bytes per request reached the old generation`);
 });

@@ -27,11 +27,14 @@ interface Outcome {
   ms: number;
 }
 
-/** A front server that forwards every request to `upstream` with `timeoutMs`, and one GET through it. */
-async function fetchThrough(t: TestContext, upstream: string, timeoutMs: number): Promise<Outcome> {
-  const forwarder = new Forwarder();
-  t.after(() => forwarder.close());
-  let error: string | undefined;
+/** A front server that forwards every request to `upstream` with `timeoutMs`; errors[] gets each error code. */
+async function frontFor(
+  t: TestContext,
+  forwarder: Forwarder,
+  upstream: string,
+  timeoutMs: number,
+): Promise<{ front: string; errors: string[] }> {
+  const errors: string[] = [];
   const front = await listen(t, (req, res) => {
     forwarder.forward(req, res, {
       target: new URL(upstream),
@@ -46,18 +49,26 @@ async function fetchThrough(t: TestContext, upstream: string, timeoutMs: number)
         });
       },
       onError(e: ProxyError) {
-        error = e.code;
+        errors.push(e.code);
         if (res.headersSent) res.destroy();
         else res.writeHead(e.status).end();
       },
     });
   });
+  return { front, errors };
+}
+
+/** One GET through a front server forwarding to `upstream` with `timeoutMs`. */
+async function fetchThrough(t: TestContext, upstream: string, timeoutMs: number): Promise<Outcome> {
+  const forwarder = new Forwarder();
+  t.after(() => forwarder.close());
+  const { front, errors } = await frontFor(t, forwarder, upstream, timeoutMs);
   const started = performance.now();
   return new Promise((resolve) => {
     const outcome: Outcome = { bytes: 0, cut: false, ms: 0 };
     const done = () => {
       outcome.ms = performance.now() - started;
-      if (error) outcome.error = error;
+      if (errors[0]) outcome.error = errors[0];
       resolve(outcome);
     };
     http
@@ -119,4 +130,39 @@ test("a body that stalls after the headers is cut, and the caller sees a broken 
   assert.equal(outcome.bytes, 100);
   assert.equal(outcome.cut, true);
   assert.equal(outcome.error, "upstream_timeout");
+});
+
+test("requests leave the timeout's in-flight list once each, in whatever order they end", async (t) => {
+  // Six requests in flight, answered out of order (so the list moves entries around), one never.
+  const held: Array<{ n: number; res: ServerResponse }> = [];
+  let allArrived: () => void;
+  const arrived = new Promise<void>((resolve) => {
+    allArrived = resolve;
+  });
+  const upstream = await listen(t, (req, res) => {
+    held.push({ n: Number(req.url?.slice(1)), res });
+    if (held.length === 6) allArrived();
+  });
+  const forwarder = new Forwarder();
+  t.after(() => forwarder.close());
+  const { front, errors } = await frontFor(t, forwarder, upstream, 300);
+  const statuses = [1, 2, 3, 4, 5, 6].map(
+    (n) =>
+      new Promise<number>((resolve) => {
+        http.get(`${front}/${n}`, (res) => {
+          res.resume();
+          res.once("end", () => resolve(res.statusCode ?? 0));
+        });
+      }),
+  );
+  await arrived;
+  assert.equal(forwarder.inFlightCount, 6);
+  for (const n of [1, 6, 2, 5, 4]) {
+    held.find((h) => h.n === n)?.res.end(`answer ${n}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  // 3 is never answered: still tracked after the others left, so it is cut at its deadline.
+  assert.deepEqual(await Promise.all(statuses), [200, 200, 504, 200, 200, 200]);
+  assert.deepEqual(errors, ["upstream_timeout"]);
+  assert.equal(forwarder.inFlightCount, 0);
 });
