@@ -106,21 +106,11 @@ export async function startProxyProcess(
     },
     watchArrayBuffers() {
       child.send({ type: "watch-array-buffers" } satisfies ParentRequest);
-      return {
-        async stop() {
-          const { start, peak } = await ask({ type: "peak-array-buffers" }, "peak-array-buffers");
-          return { start, peak };
-        },
-      };
+      return { stop: () => ask({ type: "peak-array-buffers" }, "peak-array-buffers") };
     },
     watchOldSpace() {
       child.send({ type: "watch-old-space" } satisfies ParentRequest);
-      return {
-        async stop() {
-          const { bytes, shrinks } = await ask({ type: "old-space-added" }, "old-space-added");
-          return { bytes, shrinks };
-        },
-      };
+      return { stop: () => ask({ type: "old-space-added" }, "old-space-added") };
     },
   };
 }
