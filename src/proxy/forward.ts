@@ -90,8 +90,8 @@ export class Forwarder {
    * load puts it there), young-generation collections cannot tell that it is dead: they keep what it
    * points to alive — the next table, and every context with its whole request — so each request was
    * promoted, the old generation filled in seconds, and the proxy ran a major GC every 1.5–2 s, with
-   * 13–17 ms young collections in between, until it restarted (docs/performance.md, "Request
-   * tracking and the young generation"). Array slots hold only requests still in flight.
+   * 13–17 ms young collections in between, until it restarted (docs/performance.md, "Young
+   * generation"). Array slots hold only requests still in flight.
    */
   private readonly inFlight: Context[] = [];
   private readonly authorizations = new Map<string, string>();

@@ -11,6 +11,48 @@ function oldSpaceUsed(): number {
   return getHeapSpaceStatistics().find((s) => s.space_name === "old_space")?.space_used_size ?? 0;
 }
 
+interface Sampler {
+  sample(): void;
+  answer(): ChildRequest;
+}
+
+/** Samples every 2 ms; the returned function stops it and gives the answer. */
+function watch(sampler: Sampler): () => ChildRequest {
+  const timer = setInterval(() => sampler.sample(), 2);
+  return () => {
+    clearInterval(timer);
+    return sampler.answer();
+  };
+}
+
+/** The bytes held by ArrayBuffers at the start and the highest seen. */
+function arrayBufferPeak(): Sampler {
+  const start = process.memoryUsage().arrayBuffers;
+  let peak = start;
+  return {
+    sample: () => {
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+    },
+    answer: () => ({ type: "peak-array-buffers", start, peak }),
+  };
+}
+
+/** What the old generation gains; samples in which it shrank are counted, not subtracted. */
+function oldSpaceGrowth(): Sampler {
+  let last = oldSpaceUsed();
+  let added = 0;
+  let shrinks = 0;
+  return {
+    sample: () => {
+      const used = oldSpaceUsed();
+      if (used >= last) added += used - last;
+      else shrinks++;
+      last = used;
+    },
+    answer: () => ({ type: "old-space-added", bytes: added, shrinks }),
+  };
+}
+
 function reply(message: ChildRequest): void {
   process.send?.(message);
 }
@@ -23,34 +65,18 @@ process.once("message", async (start: ParentRequest) => {
   const options: Parameters<typeof startProxy>[1] = { logger, env: start.env, ports: { proxy: 0, admin: 0 } };
   if (start.backoff) options.backoff = start.backoff;
   const proxy = await startProxy(config, options);
-  let watch: { timer: NodeJS.Timeout; start: number; peak: number } | undefined;
-  let oldSpace: { timer: NodeJS.Timeout; last: number; added: number; drops: number } | undefined;
+  /** Running watches, by the request that stops one and gets its answer. */
+  const watches = new Map<ParentRequest["type"], () => ChildRequest>();
   process.on("message", async (m: ParentRequest) => {
     if (m.type === "watch-array-buffers") {
-      const start = process.memoryUsage().arrayBuffers;
-      const sample = () => {
-        if (watch) watch.peak = Math.max(watch.peak, process.memoryUsage().arrayBuffers);
-      };
-      watch = { start, peak: start, timer: setInterval(sample, 2) };
-    } else if (m.type === "peak-array-buffers") {
-      if (!watch) throw new Error("peak-array-buffers without watch-array-buffers");
-      clearInterval(watch.timer);
-      reply({ type: "peak-array-buffers", start: watch.start, peak: watch.peak });
-      watch = undefined;
+      watches.set("peak-array-buffers", watch(arrayBufferPeak()));
     } else if (m.type === "watch-old-space") {
-      const sample = () => {
-        if (!oldSpace) return;
-        const used = oldSpaceUsed();
-        if (used >= oldSpace.last) oldSpace.added += used - oldSpace.last;
-        else oldSpace.drops++;
-        oldSpace.last = used;
-      };
-      oldSpace = { last: oldSpaceUsed(), added: 0, drops: 0, timer: setInterval(sample, 2) };
-    } else if (m.type === "old-space-added") {
-      if (!oldSpace) throw new Error("old-space-added without watch-old-space");
-      clearInterval(oldSpace.timer);
-      reply({ type: "old-space-added", bytes: oldSpace.added, shrinks: oldSpace.drops });
-      oldSpace = undefined;
+      watches.set("old-space-added", watch(oldSpaceGrowth()));
+    } else if (m.type === "peak-array-buffers" || m.type === "old-space-added") {
+      const stop = watches.get(m.type);
+      if (!stop) throw new Error(`${m.type} without its watch`);
+      watches.delete(m.type);
+      reply(stop());
     } else if (m.type === "memory") {
       for (let i = 0; i < 3; i++) {
         gc?.();
