@@ -142,7 +142,7 @@ const PAYLOAD = {
 const PAYLOADS = (["1k", "64k"] as const).filter((p) => flags.payloads!.split(",").includes(p));
 mkdirSync(OPT.out, { recursive: true });
 
-/** Extra Node options for the servers under test, e.g. --node-args="--max-semi-space-size=16". */
+/** Extra Node options for the servers under test, e.g. --node-args="--max-semi-space-size=32". */
 const SERVER_NODE_ARGS = flags["node-args"]!.split(" ").filter(Boolean);
 
 /**
