@@ -361,6 +361,7 @@ function configurations(upstream: Child, bare: Child, proxy: Child): Config[] {
 }
 
 /**
+ * Runs every configuration for every payload, `rounds` times, in alternating order (inRoundOrder).
  * Sequential and fixed-rate runs measure one server at a time, but (b) and (c) share CPU 1, so the one
  * not being measured is stopped (SIGSTOP) meanwhile. A server goes on collecting the garbage of its
  * own last run after the load stops — at 64 KiB, tens of MB of read buffers: marking threads, the
@@ -368,12 +369,26 @@ function configurations(upstream: Child, bare: Child, proxy: Child): Config[] {
  * the other server's measured window: 50–170 ms stalls charged to the wrong configuration. Stopped, it
  * does that work in its own time. (The upstream, (a), is never stopped.)
  */
-function measureAlone(c: Config, configs: readonly Config[]): void {
-  for (const x of configs) if (x.name !== "a") process.kill(x.pid, x === c ? "SIGCONT" : "SIGSTOP");
-}
-
-function resumeAll(configs: readonly Config[]): void {
-  for (const x of configs) if (x.name !== "a") process.kill(x.pid, "SIGCONT");
+async function oneAtATime<T>(
+  configs: Config[],
+  rounds: number,
+  run: (c: Config, payload: Payload, round: number) => Promise<T>,
+): Promise<T[]> {
+  const servers = configs.filter((x) => x.name !== "a");
+  const results: T[] = [];
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      for (const payload of PAYLOADS) {
+        for (const c of inRoundOrder(configs, round)) {
+          for (const x of servers) process.kill(x.pid, x === c ? "SIGCONT" : "SIGSTOP");
+          results.push(await run(c, payload, round));
+        }
+      }
+    }
+  } finally {
+    for (const x of servers) process.kill(x.pid, "SIGCONT");
+  }
+  return results;
 }
 
 /** Each configuration answers 200 with the exact bodies, and (b)/(c) attach a bearer. */
@@ -1279,19 +1294,7 @@ async function main(): Promise<void> {
         md.push(...pairedMarkdown(results));
       }
       if (sections.has("throughput")) {
-        const results: LoadResult[] = [];
-        try {
-          for (let round = 1; round <= OPT.sequentialRounds; round++) {
-            for (const payload of PAYLOADS) {
-              for (const c of inRoundOrder(configs, round)) {
-                measureAlone(c, configs);
-                results.push(await throughputRun(c, payload, round));
-              }
-            }
-          }
-        } finally {
-          resumeAll(configs);
-        }
+        const results = await oneAtATime(configs, OPT.sequentialRounds, throughputRun);
         report.throughput = results.map(({ samples: _, ...r }) => r);
         md.push(...throughputMarkdown(results));
         // Metrics and logs really were on: the proxy counted and logged every request it answered.
@@ -1317,19 +1320,7 @@ async function main(): Promise<void> {
             await load(`${c.base}${c.prefix}${PAYLOAD[payload].path}`, c.headers, 5, false);
           }
         }
-        const results: LatencyResult[] = [];
-        try {
-          for (let round = 1; round <= OPT.latencyRounds; round++) {
-            for (const payload of PAYLOADS) {
-              for (const c of inRoundOrder(configs, round)) {
-                measureAlone(c, configs);
-                results.push(await latencyRun(c, payload, round));
-              }
-            }
-          }
-        } finally {
-          resumeAll(configs);
-        }
+        const results = await oneAtATime(configs, OPT.latencyRounds, latencyRun);
         report.latency = results.map(({ samples: _, ...r }) => r);
         md.push(...latencyMarkdown(results));
       }
