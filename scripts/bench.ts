@@ -680,7 +680,7 @@ function latencyMarkdown(results: LatencyResult[]): string[] {
 }
 
 /** Every request of some rounds, as one distribution. */
-function pool(rows: LatencyResult[]) {
+function pool(rows: readonly { samples: Float64Array }[]) {
   const all = Float64Array.from(rows.flatMap((r) => Array.from(r.samples)));
   all.sort();
   return {
@@ -1146,18 +1146,18 @@ function throughputMarkdown(results: LoadResult[]): string[] {
     // The verdict pools every round: req/s as all requests over all measured seconds, CPU per request
     // as all CPU time over all requests, percentiles over every response — so each order of (b) and
     // (c) weighs the same, and a slow spell weighs what it lasted.
-    const pool = (n: "a" | "b" | "c") => {
+    const total = (n: "a" | "b" | "c") => {
       const mine = rows.filter((r) => r.config === n);
       const requests = mine.reduce((sum, r) => sum + r.requests, 0);
-      const all = Float64Array.from(mine.flatMap((r) => Array.from(r.samples))).sort();
+      const { p50, p99 } = pool(mine);
       return {
         rps: requests / mine.reduce((sum, r) => sum + r.seconds, 0),
         cpu: mine.reduce((sum, r) => sum + r.cpuUsPerRequest * r.requests, 0) / requests,
-        p50: percentile(all, 50),
-        p99: percentile(all, 99),
+        p50,
+        p99,
       };
     };
-    const [a, b, c] = [pool("a"), pool("b"), pool("c")];
+    const [a, b, c] = [total("a"), total("b"), total("c")];
     const pooled: Ratio = {
       cb: c.rps / b.rps,
       ca: c.rps / a.rps,

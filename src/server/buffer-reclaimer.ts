@@ -35,8 +35,8 @@ type GcFunction = (options?: { type?: "major" | "minor"; execution?: "sync" | "a
 export interface BufferReclaimerOptions {
   budgetBytes?: number;
   intervalMs?: number;
-  /** Bytes of external memory, ArrayBuffers included (tests replace it). */
-  arrayBufferBytes?: () => number;
+  /** Bytes of V8's external memory, ArrayBuffers included (tests replace it). */
+  externalBytes?: () => number;
   /** Runs a young-generation collection (tests replace it). */
   collectYoung?: () => void;
 }
@@ -53,7 +53,7 @@ export class BufferReclaimer {
   constructor(options: BufferReclaimerOptions = {}) {
     this.budget = options.budgetBytes ?? DEFAULT_RECLAIM_BUDGET_BYTES;
     if (!(this.budget > 0)) throw new RangeError(`budgetBytes must be positive, got ${this.budget}`);
-    this.read = options.arrayBufferBytes ?? (() => getHeapStatistics().external_memory);
+    this.read = options.externalBytes ?? (() => getHeapStatistics().external_memory);
     if (!options.collectYoung) fixHeapGrowth();
     this.collect = options.collectYoung ?? youngCollector();
     this.floor = this.read();

@@ -4,13 +4,13 @@ import { BufferReclaimer, heapGrowthFlag } from "../../../src/server/buffer-recl
 
 const MiB = 1024 * 1024;
 
-test("collects when ArrayBuffer memory has grown by the budget over the lowest value seen", (t) => {
+test("collects when external (ArrayBuffer) memory has grown by the budget over the lowest value seen", (t) => {
   let held = 3 * MiB;
   let collected = 0;
   const reclaimer = new BufferReclaimer({
     budgetBytes: 8 * MiB,
     intervalMs: 60_000,
-    arrayBufferBytes: () => held,
+    externalBytes: () => held,
     collectYoung: () => {
       collected++;
       held = 2 * MiB; // the collection freed the dead chunks
@@ -43,7 +43,7 @@ test("runs on its own timer and stops", async () => {
   const reclaimer = new BufferReclaimer({
     budgetBytes: MiB,
     intervalMs: 5,
-    arrayBufferBytes: () => held,
+    externalBytes: () => held,
     collectYoung: () => {
       collected++;
       held = 0;
