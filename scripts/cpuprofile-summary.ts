@@ -38,8 +38,11 @@ export interface FunctionTime {
 
 export interface SummaryOptions {
   top?: number;
-  /** Only samples taken in [fromUs, toUs] (CLOCK_MONOTONIC µs, as process.hrtime). */
-  window?: { fromUs: number; toUs: number };
+  /**
+   * Only samples taken in these [fromUs, toUs] windows (CLOCK_MONOTONIC µs, as process.hrtime); a
+   * sample's interval is cut at its window's end (the process may be stopped right after it).
+   */
+  windows?: ReadonlyArray<{ fromUs: number; toUs: number }>;
   /** Requests served in the window: adds µs per request. */
   requests?: number;
 }
@@ -100,10 +103,14 @@ export function summarise(file: string, options: SummaryOptions = {}): ProfileSu
   let t = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
     t += profile.timeDeltas[i] ?? 0;
-    if (options.window && (t < options.window.fromUs || t > options.window.toUs)) continue;
-    const dt = profile.timeDeltas[i + 1] ?? 0;
+    let dt = Math.max(0, profile.timeDeltas[i + 1] ?? 0);
+    if (options.windows) {
+      const w = options.windows.find((x) => t >= x.fromUs && t <= x.toUs);
+      if (!w) continue;
+      dt = Math.min(dt, w.toUs - t);
+    }
     const id = profile.samples[i]!;
-    selfUs.set(id, (selfUs.get(id) ?? 0) + Math.max(0, dt));
+    selfUs.set(id, (selfUs.get(id) ?? 0) + dt);
   }
   let totalUs = 0;
   for (const v of selfUs.values()) totalUs += v;
@@ -209,7 +216,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     },
   });
   const options: SummaryOptions = { top: Number(values.top) };
-  if (values.from && values.to) options.window = { fromUs: Number(values.from), toUs: Number(values.to) };
+  if (values.from && values.to) options.windows = [{ fromUs: Number(values.from), toUs: Number(values.to) }];
   if (values.requests) options.requests = Number(values.requests);
   for (const file of positionals) console.log(`${summaryMarkdown(summarise(file, options), file)}\n`);
 }

@@ -109,6 +109,12 @@ const MEMO_MAX_BYTES = 255;
 export class VerifiedKeys<K> {
   private readonly entries: Array<{ bytes: Buffer; key: K }> = [];
   private readonly probe = Buffer.alloc(1 + MEMO_MAX_BYTES);
+  /**
+   * The probe's bytes as a plain Uint8Array, for the zero padding: TypedArray `fill` is a V8 builtin,
+   * Buffer's own `fill` validates its arguments in JavaScript first (39–41 ns against 52–78 in a tight
+   * loop; the profile of a loaded proxy put 0.7 µs a request on Buffer's).
+   */
+  private readonly probeBytes = new Uint8Array(this.probe.buffer, this.probe.byteOffset, this.probe.length);
 
   get size(): number {
     return this.entries.length;
@@ -135,7 +141,7 @@ export class VerifiedKeys<K> {
     const probe = this.probe;
     probe[0] = length;
     probe.write(presented, 1, "utf8"); // fits: length ≤ MEMO_MAX_BYTES
-    probe.fill(0, 1 + length);
+    this.probeBytes.fill(0, 1 + length);
     return true;
   }
 }

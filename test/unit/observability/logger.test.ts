@@ -133,19 +133,32 @@ test("the request line is byte for byte what pino writes for the same fields, an
       error: "route_not_found",
     },
   ];
+  // Route, method, identity, principal and error strings are escaped once and then remembered: the
+  // same odd values twice, the second time from that memory.
+  const odd: RequestLine = {
+    ...lines[0]!,
+    route: '/r"o\\ute',
+    method: "PATCH",
+    identity: "id\u2028\ttab",
+    principal: 'jwt:su"b\n\u0001',
+    error: 'e"rr',
+  };
+  lines.push(odd, { ...odd });
   for (const line of lines) {
     writeLine(line);
     logger.info({ msg: "request", ...line });
   }
-  assert.equal(written.length, 4);
+  assert.equal(written.length, 2 * lines.length);
   const withoutTime = (l: string) => l.replace(/"time":"[^"]+"/, '"time":"T"');
-  assert.equal(withoutTime(written[0]!), withoutTime(written[1]!));
-  assert.equal(withoutTime(written[2]!), withoutTime(written[3]!));
+  for (let i = 0; i < written.length; i += 2) {
+    assert.equal(withoutTime(written[i]!), withoutTime(written[i + 1]!), `line ${i / 2}`);
+  }
   assert.deepEqual(JSON.parse(written[2]!).path, lines[1]!.path);
+  assert.equal(JSON.parse(written[6]!).principal, odd.principal);
 
   logger.level = "warn";
   writeLine(lines[0]!);
-  assert.equal(written.length, 4, "no request line below the configured level");
+  assert.equal(written.length, 2 * lines.length, "no request line below the configured level");
 });
 
 test("request lines wait in the batch as fields: written in order with other lines, as pino writes them, with the time of the call", async (t) => {
