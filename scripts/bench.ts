@@ -371,6 +371,22 @@ function configurations(upstream: Child, bare: Child, proxy: Child): Config[] {
 const SECTION_WARMUP_S = 3;
 
 /**
+ * Full load on every payload for SECTION_WARMUP_S, on all `servers` at once, before a section's first
+ * round: a server's first seconds of load carry its JIT tiering and the major collections that size its
+ * heap (p99s of 25–48 ms in (c)'s first sequential round, and the lowest paired ratio of each run in
+ * the first paired round, when sections ran without it).
+ */
+async function warmUp(servers: readonly Config[]): Promise<void> {
+  for (const payload of PAYLOADS) {
+    await Promise.all(
+      servers.map((c) =>
+        load(`${c.base}${c.prefix}${PAYLOAD[payload].path}`, c.headers, SECTION_WARMUP_S, false),
+      ),
+    );
+  }
+}
+
+/**
  * Runs every configuration for every payload, `rounds` times, in alternating order (inRoundOrder).
  * Sequential and fixed-rate runs measure one server at a time, but (b) and (c) share CPU 1, so the one
  * not being measured is stopped (SIGSTOP) meanwhile. A server goes on collecting the garbage of its
@@ -390,14 +406,9 @@ async function oneAtATime<T>(
     for (const x of servers) process.kill(x.pid, x === c ? "SIGCONT" : "SIGSTOP");
   };
   try {
-    // Each server first runs a few seconds at full load on every payload: a server's first seconds of
-    // load carry its JIT tiering and the major collections that size its heap (25–48 ms p99s in (c)'s
-    // first round when a section ran without one).
     for (const c of servers) {
       alone(c);
-      for (const payload of PAYLOADS) {
-        await load(`${c.base}${c.prefix}${PAYLOAD[payload].path}`, c.headers, SECTION_WARMUP_S, false);
-      }
+      await warmUp([c]);
     }
     for (let round = 1; round <= rounds; round++) {
       for (const payload of PAYLOADS) {
@@ -660,9 +671,9 @@ function latencyMarkdown(results: LatencyResult[]): string[] {
   const rounds = Math.max(...results.map((r) => r.round));
   const lines = [
     "",
-    `**Latency at a fixed rate**: ${fmtInt(OPT.rate)} req/s offered open-loop over ${OPT.connections} keep-alive connections (a request every ${ms(1000 / OPT.rate)} ms, each timed from when it was due); ${rounds} rounds of ${OPT.latencyWarmup} s warm-up + ${OPT.latencyDuration} s measured per configuration, the configurations taking turns — a load every configuration carries, so the difference is what the proxy adds to a request rather than queueing at saturation. Percentiles are over every measured request of all rounds; a stall (a major GC, the VM losing the CPU) decides a short round's p99 by itself, so the rounds' own p99s are given as a range.`,
+    `**Latency at a fixed rate**: ${fmtInt(OPT.rate)} req/s offered open-loop over ${OPT.connections} keep-alive connections (a request every ${ms(1000 / OPT.rate)} ms, each timed from when it was due); ${rounds} rounds of ${OPT.latencyWarmup} s warm-up + ${OPT.latencyDuration} s measured per configuration, the configurations taking turns — a load every configuration carries, so the difference is what the proxy adds to a request rather than queueing at saturation. Percentiles are over every measured request of all rounds; a stall (a major GC, the VM losing the CPU) decides a short round's p99 by itself, so the rounds' own p99s are given as a range. The send delay is how late a request left the generator: its own event-loop lag, or all connections busy behind a server stall.`,
     "",
-    "| payload | configuration | requests | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | rounds' p99 ms (min / median / max) | generator lag p99 ms (max) |",
+    "| payload | configuration | requests | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | rounds' p99 ms (min / median / max) | send delay p99 ms (max): generator lag, or no free connection |",
     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   const verdicts: string[] = [];
@@ -1335,6 +1346,7 @@ async function main(): Promise<void> {
       if (sections.has("paired")) {
         const results: PairedResult[] = [];
         const [b, c] = [configs[1]!, configs[2]!];
+        await warmUp([b, c]);
         for (let round = 1; round <= OPT.rounds; round++) {
           for (const payload of PAYLOADS) results.push(await pairedRun(b, c, payload, round));
         }
