@@ -121,8 +121,8 @@ const OPT = {
   // Sequential rounds run (a), (b), (c) and then (a), (c), (b): the server that runs second has had
   // CPU 1 busy for the run before it and was at times 20–40 % slower, so an even number of rounds
   // gives both orders equally often, and the verdict pools all rounds. Many short rounds rather than a
-  // few long ones: the CPU's speed drifts by ±30 % from one minute to the next, and (b) and (c) taking
-  // turns every few seconds see the same drift.
+  // few long ones: this VM's memory and kernel speed (not its arithmetic) drift by ±30 % in spells of a
+  // few seconds, and (b) and (c) taking turns every few seconds see more nearly the same drift.
   sequentialRounds: Number(flags["sequential-rounds"] ?? (quick ? 2 : 10)),
   sequentialDuration: Number(flags["sequential-duration"] ?? (quick ? 2 : 3)),
   sequentialWarmup: 1,
@@ -973,7 +973,7 @@ async function tokenBurst(upstreamUrl: string, round: number): Promise<BurstResu
 /**
  * (b) and (c) both run under --cpu-prof and take turns, each alone on CPU 1 (the other stopped), for
  * --profile-rounds rounds of warm-up + --profile-seconds: profiles of two separate runs compared
- * machine speeds as much as code (the CPU's speed drifts by ±30 % from one minute to the next).
+ * machine speeds as much as code (the VM's memory and kernel speed drift by ±30 % over seconds).
  * Only samples inside the measured windows count.
  */
 async function profileRuns(upstreamUrl: string) {
