@@ -589,7 +589,7 @@ function capacity(r: PairedResult): number {
 function pairedMarkdown(results: PairedResult[]): string[] {
   const lines = [
     "",
-    `**Paired runs**: (b) and (c) loaded simultaneously (${OPT.connections} connections each, ${OPT.warmup} s warm-up + ${OPT.duration} s) while sharing ${PINNED ? "CPU 1" : "the CPUs"}, so both see the same machine speed.`,
+    `**Paired runs**: (b) and (c) loaded simultaneously (${OPT.connections} connections each, ${OPT.warmup} s warm-up + ${OPT.duration} s) while sharing ${PINNED ? "CPU 1" : "the CPUs"}, so both see the same machine speed; before the first round, ${SECTION_WARMUP_S} s of load on both together per payload.`,
     "",
     "| payload | round | (b) req/s | (c) req/s | c/b req/s | (b) CPU µs/req | (c) CPU µs/req | c/b capacity (CPU per request b/c) | (b) p50 / p99 ms | (c) p50 / p99 ms | p99 added |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -671,7 +671,7 @@ function latencyMarkdown(results: LatencyResult[]): string[] {
   const rounds = Math.max(...results.map((r) => r.round));
   const lines = [
     "",
-    `**Latency at a fixed rate**: ${fmtInt(OPT.rate)} req/s offered open-loop over ${OPT.connections} keep-alive connections (a request every ${ms(1000 / OPT.rate)} ms, each timed from when it was due); ${rounds} rounds of ${OPT.latencyWarmup} s warm-up + ${OPT.latencyDuration} s measured per configuration, the configurations taking turns — a load every configuration carries, so the difference is what the proxy adds to a request rather than queueing at saturation. Percentiles are over every measured request of all rounds; a stall (a major GC, the VM losing the CPU) decides a short round's p99 by itself, so the rounds' own p99s are given as a range. The send delay is how late a request left the generator: its own event-loop lag, or all connections busy behind a server stall.`,
+    `**Latency at a fixed rate**: ${fmtInt(OPT.rate)} req/s offered open-loop over ${OPT.connections} keep-alive connections (a request every ${ms(1000 / OPT.rate)} ms, each timed from when it was due); ${rounds} rounds of ${OPT.latencyWarmup} s warm-up + ${OPT.latencyDuration} s measured per configuration, the configurations taking turns (each server alone, the other stopped, after ${SECTION_WARMUP_S} s of full load per payload before the first round) — a load every configuration carries, so the difference is what the proxy adds to a request rather than queueing at saturation. Percentiles are over every measured request of all rounds; a stall (a major GC, the VM losing the CPU) decides a short round's p99 by itself, so the rounds' own p99s are given as a range. The send delay is how late a request left the generator: its own event-loop lag, or all connections busy behind a server stall.`,
     "",
     "| payload | configuration | requests | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | rounds' p99 ms (min / median / max) | send delay p99 ms (max): generator lag, or no free connection |",
     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -1176,7 +1176,7 @@ function throughputMarkdown(results: LoadResult[]): string[] {
     const rounds = [...new Set(rows.map((r) => r.round))];
     lines.push(
       "",
-      `**${PAYLOAD[payload].name} JSON**, ${OPT.connections} connections, ${rounds.length} rounds of ${OPT.sequentialWarmup} s warm-up + ${OPT.sequentialDuration} s measured per configuration. Pooled over all rounds: req/s as all requests over all measured seconds, CPU per request as all CPU time over all requests, percentiles over every response — so each order of (b) and (c) weighs the same, and a slow spell weighs what it lasted.`,
+      `**${PAYLOAD[payload].name} JSON**, ${OPT.connections} connections, ${rounds.length} rounds of ${OPT.sequentialWarmup} s warm-up + ${OPT.sequentialDuration} s measured per configuration, each server alone (the other stopped), after ${SECTION_WARMUP_S} s of load per payload before the first round. Pooled over all rounds: req/s as all requests over all measured seconds, CPU per request as all CPU time over all requests, percentiles over every response — so each order of (b) and (c) weighs the same, and a slow spell weighs what it lasted.`,
       "",
       "| configuration | requests | req/s | rounds' req/s (min / median / max) | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/request | errors/non-2xx |",
       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
