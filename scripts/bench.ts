@@ -55,6 +55,7 @@ import {
 import {
   compareFunctionsMarkdown,
   compareMarkdown,
+  type ProfileWindow,
   summarise,
   summaryMarkdown,
 } from "./cpuprofile-summary.ts";
@@ -372,9 +373,10 @@ const SECTION_WARMUP_S = 3;
 
 /**
  * Full load on every payload for SECTION_WARMUP_S, on all `servers` at once, before a section's first
- * round: a server's first seconds of load carry its JIT tiering and the major collections that size its
- * heap (p99s of 25–48 ms in (c)'s first sequential round, and the lowest paired ratio of each run in
- * the first paired round, when sections ran without it).
+ * round: a server's first seconds of load carry its JIT tiering — hot code compiled on V8's background
+ * threads, which share the pinned CPU and stall the event loop for tens of ms at a time — and the
+ * major collections that size its heap (p99s of 25–48 ms in (c)'s first sequential round, and the
+ * lowest paired ratio of each run in the first paired round, when sections ran without it).
  */
 async function warmUp(servers: readonly Config[]): Promise<void> {
   for (const payload of PAYLOADS) {
@@ -401,10 +403,9 @@ async function oneAtATime<T>(
   run: (c: Config, payload: Payload, round: number) => Promise<T>,
 ): Promise<T[]> {
   const servers = configs.filter((x) => x.name !== "a");
+  const pids = servers.map((x) => x.pid);
   const results: T[] = [];
-  const alone = (c: Config) => {
-    for (const x of servers) process.kill(x.pid, x === c ? "SIGCONT" : "SIGSTOP");
-  };
+  const alone = (c: Config) => runOnly(pids, c.pid);
   try {
     for (const c of servers) {
       alone(c);
@@ -419,9 +420,14 @@ async function oneAtATime<T>(
       }
     }
   } finally {
-    for (const x of servers) process.kill(x.pid, "SIGCONT");
+    runOnly(pids, undefined);
   }
   return results;
+}
+
+/** Continues process `only` and stops (SIGSTOP) the others of `pids`; `undefined` continues them all. */
+function runOnly(pids: readonly number[], only: number | undefined): void {
+  for (const pid of pids) process.kill(pid, only === undefined || pid === only ? "SIGCONT" : "SIGSTOP");
 }
 
 /** Each configuration answers 200 with the exact bodies, and (b)/(c) attach a bearer. */
@@ -996,7 +1002,7 @@ async function profileRuns(upstreamUrl: string) {
       child: bare,
       headers: {} as Record<string, string>,
       prefix: "",
-      windows: [] as Window[],
+      windows: [] as ProfileWindow[],
       requests: 0,
     },
     {
@@ -1004,15 +1010,16 @@ async function profileRuns(upstreamUrl: string) {
       child: proxy,
       headers: { "x-api-key": proxy.ready.apiKey! } as Record<string, string>,
       prefix: PROXY_PREFIX,
-      windows: [] as Window[],
+      windows: [] as ProfileWindow[],
       requests: 0,
     },
   ];
+  const pids = sides.map((x) => x.child.pid);
   try {
     for (let round = 1; round <= OPT.profileRounds; round++) {
       const order = round % 2 === 1 ? sides : [...sides].reverse();
       for (const side of order) {
-        for (const x of sides) process.kill(x.child.pid, x === side ? "SIGCONT" : "SIGSTOP");
+        runOnly(pids, side.child.pid);
         const url = `${side.child.ready.url}${side.prefix}${PATHS.json1k}`;
         await load(url, side.headers, OPT.latencyWarmup, false);
         const fromUs = (await side.child.stats()).monoUs;
@@ -1024,7 +1031,7 @@ async function profileRuns(upstreamUrl: string) {
       }
     }
   } finally {
-    for (const x of sides) process.kill(x.child.pid, "SIGCONT");
+    runOnly(pids, undefined);
     await Promise.all(sides.map((x) => x.child.stop()));
   }
   return sides.map((side) => {
@@ -1034,8 +1041,6 @@ async function profileRuns(upstreamUrl: string) {
     return { config: side.name, file, rps: side.requests / seconds, summary };
   });
 }
-
-type Window = { fromUs: number; toUs: number };
 
 function profileMarkdown(profiles: Awaited<ReturnType<typeof profileRuns>>): string[] {
   const [b, c] = [profiles.find((p) => p.config === "b")!, profiles.find((p) => p.config === "c")!];
@@ -1372,14 +1377,6 @@ async function main(): Promise<void> {
         report.proxyLogBytes = logBytes;
       }
       if (sections.has("latency")) {
-        // A fresh process spends its first seconds compiling hot code on V8's background threads, which
-        // share the proxy's CPU and stall its event loop for tens of ms at a time: warm every
-        // configuration at full load first (the earlier sections do so too when they run).
-        for (const c of inRoundOrder(configs, 1)) {
-          for (const payload of PAYLOADS) {
-            await load(`${c.base}${c.prefix}${PAYLOAD[payload].path}`, c.headers, 5, false);
-          }
-        }
         const results = await oneAtATime(configs, OPT.latencyRounds, latencyRun);
         report.latency = results.map(({ samples: _, ...r }) => r);
         md.push(...latencyMarkdown(results));

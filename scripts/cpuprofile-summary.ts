@@ -36,13 +36,19 @@ export interface FunctionTime {
   share: number;
 }
 
+/** A stretch of a profile, in CLOCK_MONOTONIC µs (as process.hrtime). */
+export interface ProfileWindow {
+  fromUs: number;
+  toUs: number;
+}
+
 export interface SummaryOptions {
   top?: number;
   /**
-   * Only samples taken in these [fromUs, toUs] windows (CLOCK_MONOTONIC µs, as process.hrtime); a
-   * sample's interval is cut at its window's end (the process may be stopped right after it).
+   * Only samples taken in these windows; a sample's interval is cut at its window's end (the process
+   * may be stopped right after it).
    */
-  windows?: ReadonlyArray<{ fromUs: number; toUs: number }>;
+  windows?: readonly ProfileWindow[];
   /** Requests served in the window: adds µs per request. */
   requests?: number;
 }

@@ -26,7 +26,10 @@
 import { getHeapStatistics, setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
-/** Bytes of ArrayBuffer memory the reclaimer lets accumulate before a young-generation collection. */
+/**
+ * Bytes of external (ArrayBuffer) memory the reclaimer lets accumulate before a young-generation
+ * collection.
+ */
 export const DEFAULT_RECLAIM_BUDGET_BYTES = 8 * 1024 * 1024;
 const DEFAULT_INTERVAL_MS = 10;
 
