@@ -6,7 +6,7 @@
 // process is only the load generator (autocannon, 50 connections) and the streaming / burst clients.
 // All traffic is 127.0.0.1.
 //
-//   npm run bench                       full run (≈ 11 min): 3 rounds of paired (b)+(c) runs; 10 rounds of
+//   npm run bench                       full run (≈ 10 min): 3 rounds of paired (b)+(c) runs; 10 rounds of
 //                                       sequential (a)/(b)/(c) runs × 2 payloads × (1 s + 3 s) at full load;
 //                                       10 rounds × (1 s + 3 s) of each at a fixed rate; 200 MiB streams;
 //                                       3 cold-token bursts
