@@ -18,6 +18,9 @@
 //   npm run bench -- --only latency --latency-rounds 20 --latency-duration 5   more fixed-rate rounds
 //   npm run bench -- --only throughput --sequential-rounds 20 --sequential-duration 5   (keep it even)
 //   npm run bench -- --only paired --payloads 1k --rounds 4   (a quick, stable A/B while tuning)
+//   npm run bench -- --only paired --payloads 1k --against DIR
+//                                       before/after: (b) is replaced by (c) as the checkout in DIR builds
+//                                       it (e.g. a \`git worktree\` of the previous commit, with node_modules)
 //   npm run bench -- --only throughput --configs b,c --payloads 1k
 //   npm run bench -- --profile          also profile (b) and (c) with --cpu-prof, taking turns alone
 //                                       (--profile-rounds 6 × --profile-seconds 3; written to --out/prof)
@@ -32,7 +35,7 @@
 // Results: printed as markdown, and written to <out>/results-<time>.{json,md} (default /tmp/eap-bench).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import { join } from "node:path";
@@ -88,6 +91,7 @@ const { values: flags } = parseArgs({
     "no-product-node-options": { type: "boolean", default: false },
     "node-args": { type: "string", default: "" },
     variant: { type: "string", default: "product" },
+    against: { type: "string" },
     quick: { type: "boolean", default: false },
     doc: { type: "boolean", default: false },
     out: { type: "string", default: "/tmp/eap-bench" },
@@ -148,6 +152,11 @@ if (!PROXY_VARIANTS.includes(flags.variant as ProxyVariant)) {
   throw new Error(`--variant must be one of ${PROXY_VARIANTS.join(", ")}`);
 }
 const CONFIGS = new Set(flags.configs!.split(","));
+/** --against: the bench servers of another checkout, whose (c) stands in for (b) in paired runs. */
+const AGAINST_SERVERS = flags.against ? join(flags.against, "scripts", "bench-servers.ts") : undefined;
+if (AGAINST_SERVERS && (flags.only !== "paired" || !existsSync(AGAINST_SERVERS))) {
+  throw new Error("--against DIR needs --only paired and DIR/scripts/bench-servers.ts");
+}
 type Payload = "1k" | "64k";
 /** Each payload's upstream path and its name in the tables. */
 const PAYLOAD = {
@@ -229,7 +238,12 @@ function startBare(upstreamUrl: string, nodeArgs: string[] = []): Promise<Child>
   return startChild("bare", ["--upstream", upstreamUrl, "--bearer-length", String(bearerLength)], nodeArgs);
 }
 
-async function startChild(role: Role, args: string[] = [], nodeArgs: string[] = []): Promise<Child> {
+async function startChild(
+  role: Role,
+  args: string[] = [],
+  nodeArgs: string[] = [],
+  servers = SERVERS,
+): Promise<Child> {
   const env =
     role === "proxy" ? { ...process.env, BENCH_WORLD: JSON.stringify(entra?.ready.world) } : process.env;
   const extra =
@@ -238,7 +252,7 @@ async function startChild(role: Role, args: string[] = [], nodeArgs: string[] = 
       : role === "bare"
         ? SERVER_NODE_ARGS
         : [];
-  const command = [process.execPath, "--expose-gc", ...extra, ...nodeArgs, SERVERS, role, ...args];
+  const command = [process.execPath, "--expose-gc", ...extra, ...nodeArgs, servers, role, ...args];
   // The server under test gets CPU 1 to itself; the load generator, upstream and emulator share CPU 0.
   if (PINNED && (role === "bare" || role === "proxy")) command.unshift("taskset", "-c", "1");
   const proc = spawn(command[0]!, command.slice(1), {
@@ -1335,7 +1349,14 @@ async function main(): Promise<void> {
   ];
   try {
     if (["throughput", "paired", "latency", "streaming"].some((x) => sections.has(x))) {
-      const bare = await startBare(upstream.ready.url);
+      const bare = AGAINST_SERVERS
+        ? await startChild(
+            "proxy",
+            ["--upstream", upstream.ready.url, "--log", join(OPT.out, "proxy-against.log")],
+            [],
+            AGAINST_SERVERS,
+          )
+        : await startBare(upstream.ready.url);
       const proxyLog = join(OPT.out, "proxy.log");
       const proxy = await startChild("proxy", [
         "--upstream",
@@ -1346,6 +1367,17 @@ async function main(): Promise<void> {
         flags.variant!,
       ]);
       const configs = configurations(upstream, bare, proxy);
+      if (AGAINST_SERVERS) {
+        configs[1] = {
+          ...configs[2]!,
+          name: "b",
+          label: `(c) of ${flags.against}`,
+          pid: bare.pid,
+          base: bare.ready.url,
+        };
+        configs[1].headers = { "x-api-key": bare.ready.apiKey! };
+        md.push(`(b) below is (c) as built by the checkout in ${flags.against}, not bare http-proxy-3.`);
+      }
       await sanityCheck(configs);
       log("sanity check passed: 200s with exact bodies; (b) and (c) attach a bearer, (a) does not");
       if (sections.has("paired")) {

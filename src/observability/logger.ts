@@ -24,18 +24,33 @@ const REDACT_PATHS = [
   'headers["cookie"]',
 ];
 
-let lastMs = 0;
+let lastMs = -1;
 let lastTime = "";
+let lastSecond = Number.NaN;
+/** `,"time":"2026-11-23T19:10:05.` for lastSecond. */
+let secondPrefix = "";
 
-/** pino's isoTime, formatted once per millisecond (several request lines share one at load). */
+/** pino's isoTime. */
 function isoTime(): string {
   return isoTimeAt(Date.now());
 }
 
-function isoTimeAt(ms: number): string {
+/**
+ * `,"time":"<ISO 8601>"` as pino's isoTime writes it, remembered for the last millisecond (several
+ * lines share one at load) with the date and time up to the second formatted once a second: the lines
+ * of a batch carry a different millisecond each, and `toISOString` for each cost more than the rest
+ * of the time field.
+ */
+export function isoTimeAt(ms: number): string {
   if (ms !== lastMs) {
     lastMs = ms;
-    lastTime = `,"time":"${new Date(ms).toISOString()}"`;
+    const second = Math.floor(ms / 1000);
+    if (second !== lastSecond) {
+      lastSecond = second;
+      secondPrefix = `,"time":"${new Date(second * 1000).toISOString().slice(0, 20)}`;
+    }
+    const milli = ms - second * 1000;
+    lastTime = `${secondPrefix}${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z"`;
   }
   return lastTime;
 }
@@ -56,14 +71,19 @@ export function createLogger(options: { level?: string; destination?: Destinatio
   return pino(config, logDestination());
 }
 
-/** Lines are handed to the file writer in batches of about this many characters. */
-const BATCH_CHARS = 16 * 1024;
+/**
+ * Lines are handed to the file writer in batches of about this many characters. Each write costs a
+ * hand-off to libuv's thread pool and a file-system call whatever its size: writing 64 MiB of request
+ * lines to a file took 1.1 µs of CPU per line in 16 KiB writes, 0.35–0.48 in 64 KiB ones, 0.24–0.34
+ * in 128 KiB ones.
+ */
+export const BATCH_CHARS = 64 * 1024;
 /** A batch that is not full is handed over after at most this long. */
 const BATCH_MS = 250;
 
 /**
  * Where JSON lines go: stdout, or a file. Asynchronous and batched: lines are collected in an array
- * and handed to pino's writer (sonic-boom) about 16 KiB at a time, or every 250 ms, because one write
+ * and handed to pino's writer (sonic-boom) about 64 KiB at a time, or every 250 ms, because one write
  * per request line costs a syscall and a thread-pool round trip per request under load. (sonic-boom's
  * own `minLength` batching appends to one string and measures its byte length on every line, which
  * copies the growing buffer once per line.) Request lines wait in the batch as their fields and are

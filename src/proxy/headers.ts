@@ -1,4 +1,5 @@
 // Header hygiene both ways (design.md "Forwarding rules").
+import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from "node:http";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus proxy-specific ones; transfer-encoding is re-applied by Node. */
@@ -89,5 +90,5 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Keeps the caller's X-Request-Id when well-formed, else makes one. */
 export function pickRequestId(incoming: string | string[] | undefined): string {
-  return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+  return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }

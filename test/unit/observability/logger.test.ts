@@ -6,7 +6,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  BATCH_CHARS,
   createLogger,
+  isoTimeAt,
   logDestination,
   type RequestLine,
   requestLogger,
@@ -57,10 +59,17 @@ test("log lines are batched: a partial batch is written within about 250 ms, a f
   );
   assert.ok(Date.now() - firstSeen < 1000, "a partial batch is written within the batch interval");
 
-  // 16 KiB of lines are handed over without waiting for the timer.
+  // A full batch is handed over without waiting for the timer: lines appear well before it fires.
   const padding = "x".repeat(200);
-  const count = 120; // ≈ 30 KiB
+  const count = Math.ceil((1.5 * BATCH_CHARS) / 300); // lines of ≈ 300 characters: one batch and a half
+  const handedAt = Date.now();
   for (let n = 1; n <= count; n++) logger.info({ msg: "line", n, padding });
+  const firstBatch = await until(
+    () => linesOf(file),
+    (l) => l.length > 1,
+    2000,
+  );
+  assert.ok(firstBatch.length > 1 && Date.now() - handedAt < 200, "a full batch is written at once");
   const all = await until(
     () => linesOf(file),
     (l) => l.length === count + 1,
@@ -212,4 +221,23 @@ test("request lines wait in the batch as fields: written in order with other lin
   const withoutTime = (l: string) => l.replace(/"time":"[^"]+"/, '"time":"T"');
   assert.equal(withoutTime(`${text.split("\n")[1]}\n`), withoutTime(expected[0]!));
   (destination as unknown as { end(): void }).end();
+});
+
+test("the time field is pino's isoTime for every millisecond, across seconds and a clock set back", () => {
+  const start = Date.UTC(2026, 10, 23, 23, 59, 58, 990);
+  const times = [
+    start,
+    start, // the same millisecond again
+    start + 1,
+    start + 9, // .999
+    start + 10, // the next second, .000
+    start + 15,
+    start + 105,
+    start + 1010, // the next day, 00:00:00.000
+    start - 60_000 + 7, // a clock set back a minute
+    start - 60_000 + 7,
+    0,
+    Date.now(),
+  ];
+  for (const ms of times) assert.equal(isoTimeAt(ms), `,"time":"${new Date(ms).toISOString()}"`, String(ms));
 });
