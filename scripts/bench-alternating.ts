@@ -55,7 +55,6 @@ export async function alternatingLoad(o: AlternatingOptions): Promise<[Alternati
   const sentAt = new Map<RawConnection, number>();
   let sliceEnds = 0;
   let measuring = false;
-  let active = 0;
   let inFlight = 0;
   let endSlice: () => void = () => {};
 
@@ -86,7 +85,7 @@ export async function alternatingLoad(o: AlternatingOptions): Promise<[Alternati
   const total = 2 * (o.warmupSlices + o.slices);
   try {
     for (let k = 0; k < total; k++) {
-      active = ORDER[k % 4]!;
+      const active = ORDER[k % 4]!;
       measuring = k >= 2 * o.warmupSlices;
       const target = o.targets[active]!;
       const before = sides[active]!.requests;

@@ -23,7 +23,7 @@
 //   npm run bench -- --only paired --payloads 1k --against DIR
 //                                       before/after: (b) is replaced by (c) as the checkout in DIR builds
 //                                       it (e.g. a \`git worktree\` of the previous commit, with node_modules);
-//                                       also with --only throughput; DIR = this checkout gives an A/A run,
+//                                       also with --only throughput or alternating; DIR = this checkout gives an A/A run,
 //                                       which shows how far two identical servers differ by chance
 //   npm run bench -- --only throughput --configs b,c --payloads 1k
 //   npm run bench -- --profile          also profile (b) and (c) with --cpu-prof, taking turns alone
@@ -564,15 +564,16 @@ async function throughputRun(c: Config, payload: Payload, round: number): Promis
 
 // -------------------------------------------------------------------------------- alternating
 
+type AlternatingFigures = AlternatingSide & ReturnType<typeof pool> & { cpuUsPerRequest: number };
+
 interface AlternatingResult {
   payload: Payload;
-  b: AlternatingSide & { cpuUsPerRequest: number };
-  c: AlternatingSide & { cpuUsPerRequest: number };
+  b: AlternatingFigures;
+  c: AlternatingFigures;
 }
 
 /** (b) and (c) at saturation taking turns of OPT.sliceMs over connections kept open (bench-alternating.ts). */
 async function alternatingRun(b: Config, c: Config, payload: Payload): Promise<AlternatingResult> {
-  await warmUp([b, c]);
   const cpu = { b: 0, c: 0 };
   const target = (x: Config) => {
     let before = 0;
@@ -594,15 +595,15 @@ async function alternatingRun(b: Config, c: Config, payload: Payload): Promise<A
   });
   const result = {
     payload,
-    b: { ...rb, cpuUsPerRequest: cpu.b / rb.requests },
-    c: { ...rc, cpuUsPerRequest: cpu.c / rc.requests },
+    b: { ...rb, ...pool([{ samples: rb.latencies }]), cpuUsPerRequest: cpu.b / rb.requests },
+    c: { ...rc, ...pool([{ samples: rc.latencies }]), cpuUsPerRequest: cpu.c / rc.requests },
   };
   for (const [name, side] of [
     ["b", result.b],
     ["c", result.c],
   ] as const) {
     log(
-      `alternating ${payload} ${name}: ${fmtInt(side.requests / side.seconds)} req/s p50 ${ms(percentile(side.latencies, 50))} ms p99 ${ms(percentile(side.latencies, 99))} ms, ${side.cpuUsPerRequest.toFixed(0)} µs CPU/req${side.failures ? `, ${side.failures} failed` : ""}`,
+      `alternating ${payload} ${name}: ${fmtInt(side.requests / side.seconds)} req/s p50 ${ms(side.p50)} ms p99 ${ms(side.p99)} ms, ${side.cpuUsPerRequest.toFixed(0)} µs CPU/req${side.failures ? `, ${side.failures} failed` : ""}`,
     );
   }
   return result;
@@ -612,7 +613,7 @@ function alternatingMarkdown(results: AlternatingResult[]): string[] {
   if (results.length === 0) return [];
   const out = [
     "",
-    `**Alternating at saturation**: (b) and (c) take turns of ${OPT.sliceMs} ms in the order b c c b …, ${OPT.slices} measured turns each after 4 unmeasured ones and ${SECTION_WARMUP_S} s of load on both; each has its own ${OPT.connections} keep-alive connections, opened once, and in its turn every connection sends its next request as soon as the last response is in (a closed loop, as autocannon runs it; the bench's own client, bench-client.ts). No process is stopped and no connection opened between turns, so both see the same spells of machine speed. Latency runs from a request's write to its last byte; percentiles are over every measured response.`,
+    `**Alternating at saturation**: (b) and (c) take turns of ${OPT.sliceMs} ms in the order b c c b …, ${OPT.slices} measured turns each after 4 unmeasured ones and ${SECTION_WARMUP_S} s of load on both per payload; each has its own ${OPT.connections} keep-alive connections, opened once, and in its turn every connection sends its next request as soon as the last response is in (a closed loop, as autocannon runs it; the bench's own client, bench-client.ts). No process is stopped and no connection opened between turns, so both see the same spells of machine speed. Latency runs from a request's write to its last byte; percentiles are over every measured response.`,
     "",
     "| payload | configuration | requests | req/s | turns' req/s (min / median / max) | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/request | failed |",
     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -624,18 +625,18 @@ function alternatingMarkdown(results: AlternatingResult[]): string[] {
     ] as const) {
       const turns = Float64Array.from(side.sliceRps).sort();
       out.push(
-        `| ${PAYLOAD[r.payload].name} | ${label} | ${fmtInt(side.requests)} | ${fmtInt(side.requests / side.seconds)} | ${fmtInt(turns[0]!)} / ${fmtInt(percentile(turns, 50))} / ${fmtInt(turns[turns.length - 1]!)} | ${ms(percentile(side.latencies, 50))} | ${ms(percentile(side.latencies, 90))} | ${ms(percentile(side.latencies, 99))} | ${ms(side.latencies[side.latencies.length - 1]!)} | ${side.cpuUsPerRequest.toFixed(0)} | ${side.failures} |`,
+        `| ${PAYLOAD[r.payload].name} | ${label} | ${fmtInt(side.requests)} | ${fmtInt(side.requests / side.seconds)} | ${fmtInt(turns[0]!)} / ${fmtInt(percentile(turns, 50))} / ${fmtInt(turns[turns.length - 1]!)} | ${ms(side.p50)} | ${ms(side.p90)} | ${ms(side.p99)} | ${ms(side.max)} | ${side.cpuUsPerRequest.toFixed(0)} | ${side.failures} |`,
       );
     }
   }
   out.push("");
   for (const r of results) {
     const cb = r.c.requests / r.c.seconds / (r.b.requests / r.b.seconds);
-    const p99 = percentile(r.c.latencies, 99) - percentile(r.b.latencies, 99);
+    const p99 = r.c.p99 - r.b.p99;
     const pairs = r.b.sliceRps.map((b, i) => (r.c.sliceRps[i] ?? Number.NaN) / b);
     const sortedPairs = Float64Array.from(pairs).sort();
     out.push(
-      `- ${PAYLOAD[r.payload].name} alternating: c/b = ${cb.toFixed(3)} req/s (target ≥ 0.85: ${cb >= 0.85 ? "met" : "NOT met"}), CPU per request c/b = ${(r.c.cpuUsPerRequest / r.b.cpuUsPerRequest).toFixed(3)}; turn by turn, c/b from ${sortedPairs[0]!.toFixed(2)} to ${sortedPairs[sortedPairs.length - 1]!.toFixed(2)} (median ${percentile(sortedPairs, 50).toFixed(2)}); p50 added ${signedMs(percentile(r.c.latencies, 50) - percentile(r.b.latencies, 50))} ms; p99 added ${signedMs(p99)} ms ((c) ${ms(percentile(r.c.latencies, 99))} against (b) ${ms(percentile(r.b.latencies, 99))}; target < 2 ms: ${p99 < 2 ? "met" : "NOT met"})`,
+      `- ${PAYLOAD[r.payload].name} alternating: c/b = ${cb.toFixed(3)} req/s (target ≥ 0.85: ${cb >= 0.85 ? "met" : "NOT met"}), CPU per request c/b = ${(r.c.cpuUsPerRequest / r.b.cpuUsPerRequest).toFixed(3)}; turn by turn, c/b from ${sortedPairs[0]!.toFixed(2)} to ${sortedPairs[sortedPairs.length - 1]!.toFixed(2)} (median ${percentile(sortedPairs, 50).toFixed(2)}); p50 added ${signedMs(r.c.p50 - r.b.p50)} ms; p99 added ${signedMs(p99)} ms ((c) ${ms(r.c.p99)} against (b) ${ms(r.b.p99)}; target < 2 ms: ${p99 < 2 ? "met" : "NOT met"})`,
     );
   }
   return out;
@@ -1471,8 +1472,8 @@ async function main(): Promise<void> {
           label: `(c) of ${flags.against}`,
           pid: bare.pid,
           base: bare.ready.url,
+          headers: { "x-api-key": bare.ready.apiKey! },
         };
-        configs[1].headers = { "x-api-key": bare.ready.apiKey! };
         md.push(`(b) below is (c) as built by the checkout in ${flags.against}, not bare http-proxy-3.`);
       }
       await sanityCheck(configs);
@@ -1507,6 +1508,7 @@ async function main(): Promise<void> {
       }
       if (sections.has("alternating")) {
         const results: AlternatingResult[] = [];
+        await warmUp([configs[1]!, configs[2]!]);
         for (const payload of PAYLOADS) results.push(await alternatingRun(configs[1]!, configs[2]!, payload));
         report.alternating = results.map(({ b, c, ...r }) => ({
           ...r,
