@@ -25,6 +25,9 @@
 //                                       it (e.g. a \`git worktree\` of the previous commit, with node_modules);
 //                                       also with --only throughput or alternating; DIR = this checkout gives an A/A run,
 //                                       which shows how far two identical servers differ by chance
+//   npm run bench -- --only paired --payloads 1k --against . --against-node-args="--max-semi-space-size=16"
+//                                       with the image's NODE_OPTIONS edited in Dockerfile: a runtime option of
+//                                       (c) against the same code without it (the --against side gets these last)
 //   npm run bench -- --only throughput --configs b,c --payloads 1k
 //   npm run bench -- --profile          also profile (b) and (c) with --cpu-prof, taking turns alone
 //                                       (--profile-rounds 6 × --profile-seconds 3; written to --out/prof)
@@ -99,6 +102,7 @@ const { values: flags } = parseArgs({
     "node-args": { type: "string", default: "" },
     variant: { type: "string", default: "product" },
     against: { type: "string" },
+    "against-node-args": { type: "string", default: "" },
     quick: { type: "boolean", default: false },
     doc: { type: "boolean", default: false },
     out: { type: "string", default: "/tmp/eap-bench" },
@@ -186,6 +190,13 @@ mkdirSync(OPT.out, { recursive: true });
 
 /** Extra Node options for the servers under test, e.g. --node-args="--max-semi-space-size=32". */
 const SERVER_NODE_ARGS = flags["node-args"]!.split(" ").filter(Boolean);
+/**
+ * Node options for the --against side only, after the image's: with --against . they price a runtime
+ * option of (c) against the same code without it (later options win, so --no-… undoes a flag).
+ */
+const AGAINST_NODE_ARGS = flags["against-node-args"]!.split(" ").filter(Boolean);
+if (AGAINST_NODE_ARGS.length > 0 && !flags.against)
+  throw new Error("--against-node-args needs --against DIR");
 
 /**
  * The Node options the product runs with: the image's `ENV NODE_OPTIONS` (Dockerfile), which the
@@ -1451,7 +1462,7 @@ async function main(): Promise<void> {
         ? await startChild(
             "proxy",
             ["--upstream", upstream.ready.url, "--log", join(OPT.out, "proxy-against.log")],
-            [],
+            AGAINST_NODE_ARGS,
             AGAINST_SERVERS,
           )
         : await startBare(upstream.ready.url);
@@ -1474,7 +1485,9 @@ async function main(): Promise<void> {
           base: bare.ready.url,
           headers: { "x-api-key": bare.ready.apiKey! },
         };
-        md.push(`(b) below is (c) as built by the checkout in ${flags.against}, not bare http-proxy-3.`);
+        md.push(
+          `(b) below is (c) as built by the checkout in ${flags.against}${AGAINST_NODE_ARGS.length > 0 ? `, with \`${AGAINST_NODE_ARGS.join(" ")}\` after the image's Node options` : ""}, not bare http-proxy-3.`,
+        );
       }
       await sanityCheck(configs);
       log("sanity check passed: 200s with exact bodies; (b) and (c) attach a bearer, (a) does not");
