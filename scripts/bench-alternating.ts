@@ -11,6 +11,7 @@
 //
 // The client is bench-client.ts's: raw sockets, one reused read buffer.
 import { openConnections, type RawConnection } from "./bench-client.ts";
+import { percentile } from "./bench-protocol.ts";
 
 export interface AlternatingTarget {
   url: string;
@@ -39,6 +40,8 @@ export interface AlternatingSide {
   seconds: number;
   /** Each measured slice's requests per second, in order. */
   sliceRps: number[];
+  /** Each measured slice's p99 latency in ms, in order. */
+  sliceP99: number[];
 }
 
 /** Slice k (0-based) belongs to target ORDER[k % 4]: A B B A. */
@@ -51,6 +54,7 @@ export async function alternatingLoad(o: AlternatingOptions): Promise<[Alternati
     failures: 0,
     seconds: 0,
     sliceRps: [] as number[],
+    sliceP99: [] as number[],
   }));
   const sentAt = new Map<RawConnection, number>();
   let sliceEnds = 0;
@@ -112,6 +116,7 @@ export async function alternatingLoad(o: AlternatingOptions): Promise<[Alternati
         const s = sides[active]!;
         s.seconds += seconds;
         s.sliceRps.push((s.requests - before) / seconds);
+        s.sliceP99.push(percentile(Float64Array.from(s.latencies.slice(before)).sort(), 99));
       }
     }
   } finally {

@@ -51,6 +51,10 @@ test("alternating load: exclusive turns A B B A …, per-side counts, warm-up tu
       assert.equal(side.failures, 0, name);
       assert.equal(side.latencies.length, side.requests, name);
       assert.equal(side.sliceRps.length, 4, name);
+      assert.equal(side.sliceP99.length, 4, name);
+      for (const p99 of side.sliceP99) {
+        assert.ok(p99 >= side.latencies[0]! && p99 <= side.latencies.at(-1)!, `${name}: turn p99 ${p99} ms`);
+      }
       // Node timers run at millisecond granularity: a 2 ms delay can end 1.x ms after it was set.
       assert.ok(side.latencies[0]! >= delay - 1, `${name}: latency ${side.latencies[0]} ms, delay ${delay}`);
       // Measured requests are fewer than all the server got: the warm-up turn is left out.
