@@ -634,9 +634,8 @@ function alternatingMarkdown(results: AlternatingResult[]): string[] {
       ["(b) bare http-proxy-3", r.b],
       ["(c) entra-auth-proxy", r.c],
     ] as const) {
-      const turns = Float64Array.from(side.sliceRps).sort();
       out.push(
-        `| ${PAYLOAD[r.payload].name} | ${label} | ${fmtInt(side.requests)} | ${fmtInt(side.requests / side.seconds)} | ${fmtInt(turns[0]!)} / ${fmtInt(percentile(turns, 50))} / ${fmtInt(turns[turns.length - 1]!)} | ${ms(side.p50)} | ${ms(side.p90)} | ${ms(side.p99)} | ${ms(side.max)} | ${side.cpuUsPerRequest.toFixed(0)} | ${side.failures} |`,
+        `| ${PAYLOAD[r.payload].name} | ${label} | ${fmtInt(side.requests)} | ${fmtInt(side.requests / side.seconds)} | ${minMedianMax(side.sliceRps).map(fmtInt).join(" / ")} | ${ms(side.p50)} | ${ms(side.p90)} | ${ms(side.p99)} | ${ms(side.max)} | ${side.cpuUsPerRequest.toFixed(0)} | ${side.failures} |`,
       );
     }
   }
@@ -644,14 +643,15 @@ function alternatingMarkdown(results: AlternatingResult[]): string[] {
   for (const r of results) {
     const cb = r.c.requests / r.c.seconds / (r.b.requests / r.b.seconds);
     const p99 = r.c.p99 - r.b.p99;
-    const pairs = r.b.sliceRps.map((b, i) => (r.c.sliceRps[i] ?? Number.NaN) / b);
-    const sortedPairs = Float64Array.from(pairs).sort();
+    const [lowest, medianRatio, highest] = minMedianMax(
+      r.b.sliceRps.map((b, i) => (r.c.sliceRps[i] ?? Number.NaN) / b),
+    );
     // Each c turn against the b turn next to it (b c | c b): the p99 each added at the same machine speed.
     const p99Pairs = Float64Array.from(
       r.b.sliceP99.map((b, i) => (r.c.sliceP99[i] ?? Number.NaN) - b),
     ).sort();
     out.push(
-      `- ${PAYLOAD[r.payload].name} alternating: c/b = ${cb.toFixed(3)} req/s (target ≥ 0.85: ${cb >= 0.85 ? "met" : "NOT met"}), CPU per request c/b = ${(r.c.cpuUsPerRequest / r.b.cpuUsPerRequest).toFixed(3)}; turn by turn, c/b from ${sortedPairs[0]!.toFixed(2)} to ${sortedPairs[sortedPairs.length - 1]!.toFixed(2)} (median ${percentile(sortedPairs, 50).toFixed(2)}); p50 added ${signedMs(r.c.p50 - r.b.p50)} ms; p99 added ${signedMs(p99)} ms ((c) ${ms(r.c.p99)} against (b) ${ms(r.b.p99)}; target < 2 ms: ${p99 < 2 ? "met" : "NOT met"}); turn by turn, p99 added median ${signedMs(percentile(p99Pairs, 50))} ms (quartiles ${signedMs(percentile(p99Pairs, 25))} to ${signedMs(percentile(p99Pairs, 75))})`,
+      `- ${PAYLOAD[r.payload].name} alternating: c/b = ${cb.toFixed(3)} req/s (target ≥ 0.85: ${cb >= 0.85 ? "met" : "NOT met"}), CPU per request c/b = ${(r.c.cpuUsPerRequest / r.b.cpuUsPerRequest).toFixed(3)}; turn by turn, c/b from ${lowest.toFixed(2)} to ${highest.toFixed(2)} (median ${medianRatio.toFixed(2)}); p50 added ${signedMs(r.c.p50 - r.b.p50)} ms; p99 added ${signedMs(p99)} ms ((c) ${ms(r.c.p99)} against (b) ${ms(r.b.p99)}; target < 2 ms: ${p99 < 2 ? "met" : "NOT met"}); turn by turn, p99 added median ${signedMs(percentile(p99Pairs, 50))} ms (quartiles ${signedMs(percentile(p99Pairs, 25))} to ${signedMs(percentile(p99Pairs, 75))})`,
     );
   }
   return out;
@@ -820,8 +820,7 @@ function latencyMarkdown(results: LatencyResult[]): string[] {
       if (mine.length === 0) continue;
       const p = pool(mine);
       pooled.set(config, p);
-      const roundP99 = mine.map((r) => r.p99).sort((x, y) => x - y);
-      const spread = [roundP99[0]!, percentile(roundP99, 50), roundP99[roundP99.length - 1]!]
+      const spread = minMedianMax(mine.map((r) => r.p99))
         .map(ms)
         .join(" / ");
       const lag = Math.max(...mine.map((r) => r.sendLagP99));
@@ -1272,6 +1271,11 @@ const mib = (bytes: number) => (bytes / MiB).toFixed(1);
 const ms = (x: number) => x.toFixed(2);
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 const median = (xs: number[]) => percentile(Float64Array.from(xs).sort(), 50);
+/** Smallest, median and largest of `xs`: the "(min / median / max)" columns. */
+function minMedianMax(xs: ArrayLike<number>): [number, number, number] {
+  const sorted = Float64Array.from(xs).sort();
+  return [sorted[0]!, percentile(sorted, 50), sorted[sorted.length - 1]!];
+}
 
 function machine() {
   const cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
@@ -1317,11 +1321,10 @@ function throughputMarkdown(results: LoadResult[]): string[] {
       const mine = rows.filter((r) => r.config === n);
       if (mine.length === 0) return undefined;
       const requests = mine.reduce((sum, r) => sum + r.requests, 0);
-      const roundRps = mine.map((r) => r.rps).sort((x, y) => x - y);
       return {
         ...pool(mine),
         rps: requests / mine.reduce((sum, r) => sum + r.seconds, 0),
-        spread: [roundRps[0]!, percentile(roundRps, 50), roundRps[roundRps.length - 1]!],
+        spread: minMedianMax(mine.map((r) => r.rps)),
         cpu: mine.reduce((sum, r) => sum + r.cpuUsPerRequest * r.requests, 0) / requests,
         failed: mine.reduce((sum, r) => sum + r.errors + r.timeouts, 0),
         non2xx: mine.reduce((sum, r) => sum + r.non2xx, 0),
