@@ -39,6 +39,7 @@ export const PROXY_VARIANTS = [
   "no-metrics",
   "no-log-no-metrics",
   "no-buffer-reclaim",
+  "plus-50us-cpu",
 ] as const;
 export type ProxyVariant = (typeof PROXY_VARIANTS)[number];
 
@@ -106,6 +107,28 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
   return sorted[rank - 1]!;
+}
+
+/**
+ * A distribution-free confidence interval for the median of sorted values: the pair of order
+ * statistics (x_j, x_k) with j and k as close to the middle as possible such that, for any continuous
+ * distribution, P(x_j ≤ median ≤ x_k) ≥ `level` — from the binomial(n, ½) distribution of how many values
+ * fall below the median. Undefined (NaN, NaN) below 6 values, where even (min, max) covers less than 95 %.
+ */
+export function medianConfidenceInterval(sorted: ArrayLike<number>, level = 0.95): [number, number] {
+  const n = sorted.length;
+  let logP = n * Math.log(0.5); // log P(B = 0), B ~ binomial(n, ½): how many values fall below the median
+  let atOrBelow = 0; // P(B ≤ j)
+  let lower = -1; // 0-based index of the lower bound: the innermost that still covers `level`
+  for (let j = 0; j < n / 2; j++) {
+    atOrBelow += Math.exp(logP);
+    // (sorted[j], sorted[n - 1 - j]) misses the median when B ≤ j or, symmetrically, B ≥ n - j.
+    if (2 * atOrBelow > 1 - level) break;
+    lower = j;
+    logP += Math.log((n - j) / (j + 1));
+  }
+  if (lower === -1) return [Number.NaN, Number.NaN];
+  return [sorted[lower]!, sorted[n - 1 - lower]!];
 }
 
 /**

@@ -4,7 +4,7 @@
 //   node --expose-gc scripts/bench-servers.ts entra
 //   node --expose-gc scripts/bench-servers.ts bare  --upstream http://127.0.0.1:PORT [--bearer-length N]
 //   BENCH_WORLD=<json from entra> node --expose-gc scripts/bench-servers.ts proxy --upstream URL [--cold] [--log FILE]
-//        [--variant product|no-request-log|no-metrics|no-log-no-metrics|no-buffer-reclaim]   (what-if ablations)
+//        [--variant product|no-request-log|no-metrics|no-log-no-metrics|no-buffer-reclaim|plus-50us-cpu]   (what-if ablations)
 //
 // upstream: a plain node:http server with fixed 1 KiB / 64 KiB JSON answers and streaming endpoints;
 //           it accepts any (or no) bearer, so all three configurations hit the identical upstream.
@@ -231,6 +231,18 @@ async function startEntraAuthProxy(
     Histogram.prototype.observe = () => {};
     RequestCounts.prototype.add = () => {};
     RouteDurations.prototype.observe = () => {};
+  }
+  if (variant === "plus-50us-cpu") {
+    // What-if only: every request also spends 50 µs of CPU (in its duration metric's update) — a known
+    // extra cost, to check that the bench's measures see one (about +30 % CPU per request for 1 KiB).
+    const observe = RouteDurations.prototype.observe;
+    RouteDurations.prototype.observe = function (route, seconds) {
+      const until = performance.now() + 0.05;
+      while (performance.now() < until) {
+        // busy: the cost being priced
+      }
+      observe.call(this, route, seconds);
+    };
   }
   if (!process.env.BENCH_WORLD) throw new Error("proxy needs BENCH_WORLD (the entra child's ready.world)");
   const world = JSON.parse(process.env.BENCH_WORLD) as BenchWorld;
