@@ -145,8 +145,9 @@ const OPT = {
   sequentialWarmup: 1,
   // The alternating section: (b) and (c) take turns of half a second over connections kept open, in
   // the order b c c b …, 120 turns each (60 s measured) after 4 unmeasured ones. Two identical servers
-  // (--against this checkout) came out 0.971 and 1.030 in req/s, and −1.14 and +0.97 ms in p99, with
-  // 60 turns each: the spread of chance that the 2 ms target has to be read against.
+  // (--against this checkout) came out 0.971 and 1.030 in req/s, and −1.14 and +0.97 ms in pooled p99,
+  // with 60 turns each: too much chance for a 2 ms target, so p99 added is judged turn by turn
+  // (alternatingMarkdown), where identical servers came out within ±0.44 ms.
   sliceMs: Number(flags["slice-ms"] ?? 500),
   slices: Number(flags.slices ?? (quick ? 8 : 120)),
   streamBytes: Number(flags["stream-mib"] ?? (quick ? 64 : 200)) * MiB,
