@@ -14,6 +14,12 @@ export const ERROR_CATALOGUE = {
   overloaded: { status: 503, title: "Route is at its concurrency limit" },
   upstream_unreachable: { status: 502, title: "Upstream could not be reached" },
   upstream_timeout: { status: 504, title: "Upstream did not answer in time" },
+  rate_limited: { status: 429, title: "Rate limit exceeded" },
+  consent_required: { status: 403, title: "Admin consent is missing for this API" },
+  interaction_required: { status: 401, title: "The user must sign in again" },
+  request_timeout: { status: 408, title: "The request body stalled" },
+  jwks_unavailable: { status: 503, title: "Keys to verify the caller's token cannot be had" },
+  internal_error: { status: 500, title: "Internal error in the proxy" },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
