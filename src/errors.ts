@@ -71,24 +71,6 @@ export class ProxyError extends Error {
   }
 }
 
-/**
- * The raw HTTP/1.1 bytes of a problem response, for sockets that never became a request (malformed
- * or oversized requests rejected by Node's parser): no express, no helmet, connection closed.
- */
-export function rawProblemResponse(error: ProxyError, requestId: string): string {
-  const body = JSON.stringify(error.toProblem(requestId));
-  return [
-    `HTTP/1.1 ${error.status} ${ERROR_CATALOGUE[error.code].title}`,
-    "Content-Type: application/problem+json; charset=utf-8",
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    `X-Request-Id: ${requestId}`,
-    "X-Content-Type-Options: nosniff",
-    "Connection: close",
-    "",
-    body,
-  ].join("\r\n");
-}
-
 /** A configuration problem found while loading or validating routes.yaml. */
 export interface ConfigIssue {
   /** e.g. "routes.yaml:12:5" (file:line:col), or just the file when no position is known. */

@@ -9,6 +9,8 @@ export interface ListenConfig {
   port: number; // default 8080
   adminPort: number; // default 9090
   publicUrl?: string;
+  /** Without publicUrl: Host values believed when rewriting upstream URLs to the proxy's. */
+  publicHosts?: string[];
   trustProxy: string[]; // CIDRs (or single addresses) of peers whose X-Forwarded-* are believed
   tls?: { certFile: string; keyFile: string };
   drainTimeoutMs: number; // default 20000

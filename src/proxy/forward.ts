@@ -1,22 +1,37 @@
 // The only module that imports http-proxy-3. Streams one request to one upstream URL with a bearer
 // token over keep-alive agents, and hands the upstream response (or a classified error) back to the
 // caller, which decides what the client sees (pass through, or retry after a 401).
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import http, {
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from "node:http";
 import https from "node:https";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { createProxyServer, type ProxyServer } from "http-proxy-3";
 import { ProxyError } from "../errors.ts";
 
-export interface ForwardOptions {
-  /** Upstream base URL; its path is the prefix of every forwarded path. */
-  target: URL;
-  /** Appended to the target's path: "" or "/rest", followed by "?query" if any. */
-  path: string;
+/** The body sent upstream, framed by the proxy: none, bytes held in memory, or a stream of known or unknown length. */
+export type OutgoingBody =
+  | { kind: "none" }
+  | { kind: "buffered"; bytes: Buffer }
+  | { kind: "stream"; stream: Readable; length: number | undefined };
+
+/** Everything one upstream request is made of, decided by the caller of `forward`. */
+export interface UpstreamRequest {
+  method: string;
+  /** Absolute upstream URL with path and query. */
+  url: URL;
+  /** The headers to send, already cleaned of the caller's credentials and hop-by-hop headers. */
+  headers: OutgoingHttpHeaders;
   bearer: string;
+  body: OutgoingBody;
   /** Upstream response timeout (no response headers, or an idle body, for this long → 504). */
   timeoutMs: number;
-  /** Replayable body to send instead of the request stream. */
-  body?: Readable;
+}
+
+export interface UpstreamHandlers {
   onResponse(upstream: IncomingMessage): void;
   /** The upstream response closed (`upstream.complete` tells whether its body arrived whole). */
   onClose?(upstream: IncomingMessage): void;
@@ -24,7 +39,8 @@ export interface ForwardOptions {
 }
 
 interface Context {
-  options: ForwardOptions;
+  handlers: UpstreamHandlers;
+  timeoutMs: number;
   /** Index in Forwarder.inFlight, or -1 when not in it. */
   slot: number;
   timedOut: boolean;
@@ -36,18 +52,9 @@ interface Context {
   activeAt: number;
 }
 
-/**
- * The body of a request that has none. http-proxy-3 pipes `buffer` (or else the caller's request) into
- * the upstream request, and only ever calls `pipe` on it: ending the upstream request at once spares
- * piping a request that has already ended (listeners added and removed, on every GET). Node's server
- * discards the unread end of the caller's request when the response finishes.
- */
-export const NO_BODY = {
-  pipe<T extends NodeJS.WritableStream>(destination: T): T {
-    destination.end();
-    return destination;
-  },
-} as unknown as Readable;
+const CONTEXT = Symbol("entra-auth-proxy.attempt");
+type ServerOptions = Parameters<ProxyServer["web"]>[2];
+type WithContext = { [CONTEXT]?: Context };
 
 const CONNECT_TIMEOUT_MS = 10_000;
 /**
@@ -56,8 +63,6 @@ const CONNECT_TIMEOUT_MS = 10_000;
  * than a socket timer per request.
  */
 const SWEEP_MS = 100;
-const CONTEXT = Symbol("entra-auth-proxy.forward");
-type WithContext = IncomingMessage & { [CONTEXT]?: Context };
 
 const UNREACHABLE_CODES = new Set([
   "ECONNREFUSED",
@@ -105,8 +110,10 @@ export class Forwarder {
     };
     this.agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
     this.proxy = createProxyServer({ selfHandleResponse: true, xfwd: false, changeOrigin: true });
-    this.proxy.on("proxyReq", (proxyReq, req) => {
-      const ctx = (req as WithContext)[CONTEXT];
+    // Each attempt's context travels in the options it was started with, which http-proxy-3 hands
+    // to its proxyReq event; the response is then taken from that upstream request itself.
+    this.proxy.on("proxyReq", (proxyReq, _req, _res, options) => {
+      const ctx = (options as WithContext)[CONTEXT];
       if (!ctx) return;
       ctx.upstreamRequest = proxyReq;
       if (ctx.aborted) {
@@ -116,28 +123,35 @@ export class Forwarder {
       // The first sweep records the socket's byte count (reading it here would cost every request).
       ctx.activity = -1;
       this.track(ctx);
-    });
-    this.proxy.on("proxyRes", (upstream, req) => {
-      const ctx = (req as WithContext)[CONTEXT];
-      if (!ctx) return;
-      ctx.response = upstream;
-      // Leave the list as soon as the body is over, so the context is garbage while still young.
-      // (`on`, not `once`: close is emitted once, and once() wraps every listener.)
-      upstream.on("close", () => {
-        this.untrack(ctx);
-        ctx.options.onClose?.(upstream);
-      });
-      ctx.options.onResponse(upstream);
+      proxyReq.on("response", (upstream) => this.responded(ctx, upstream));
     });
   }
 
+  private responded(ctx: Context, upstream: IncomingMessage): void {
+    ctx.response = upstream;
+    // Leave the list as soon as the body is over, so the context is garbage while still young.
+    // (`on`, not `once`: close is emitted once, and once() wraps every listener.)
+    upstream.on("close", () => {
+      this.untrack(ctx);
+      ctx.handlers.onClose?.(upstream);
+    });
+    ctx.handlers.onResponse(upstream);
+  }
+
   /**
-   * Starts the upstream request with `req.headers` as they are (the caller cleans them first) plus the
-   * bearer; the returned function aborts it (e.g. the caller sent too much).
+   * Sends `request` upstream for the caller's `req`, answering through `handlers`; the returned
+   * function aborts it (e.g. the caller's body turned out too large). The body is framed exactly as
+   * `request.body` says, whatever the caller declared.
    */
-  forward(req: IncomingMessage, res: ServerResponse, options: ForwardOptions): () => void {
+  forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: UpstreamRequest,
+    handlers: UpstreamHandlers,
+  ): () => void {
     const ctx: Context = {
-      options,
+      handlers,
+      timeoutMs: request.timeoutMs,
       slot: -1,
       timedOut: false,
       aborted: false,
@@ -146,29 +160,39 @@ export class Forwarder {
       activity: 0,
       activeAt: 0,
     };
-    (req as WithContext)[CONTEXT] = ctx;
-    req.url = options.path;
-    // Set on the request's own (already cleaned) headers rather than through http-proxy-3's `headers`
-    // option, which would copy every header a second time.
-    req.headers.authorization = this.authorization(options.bearer);
-    const proxyOptions: Parameters<ProxyServer["web"]>[2] = {
-      target: options.target,
-      agent: options.target.protocol === "https:" ? this.agents.https : this.agents.http,
+    const headers = request.headers;
+    headers.authorization = this.authorization(request.bearer);
+    const body = request.body;
+    if (body.kind === "buffered") headers["content-length"] = String(body.bytes.length);
+    else if (body.kind === "stream") {
+      if (body.length === undefined) headers["transfer-encoding"] = "chunked";
+      else headers["content-length"] = String(body.length);
+    }
+    // http-proxy-3 builds the upstream request's headers from the request it is handed (its public
+    // contract): the complete outgoing set replaces the caller's there, and nothing else of it is read
+    // but the method — the path comes from `target` (ignorePath) and the body from `buffer`.
+    req.headers = headers as IncomingHttpHeaders;
+    const proxyOptions: ServerOptions & WithContext = {
+      [CONTEXT]: ctx,
+      target: request.url,
+      ignorePath: true,
+      method: request.method,
+      agent: request.url.protocol === "https:" ? this.agents.https : this.agents.http,
       // A dead host should fail fast (502), well before the response timeout (504).
-      connectTimeout: Math.min(options.timeoutMs, CONNECT_TIMEOUT_MS),
+      connectTimeout: Math.min(request.timeoutMs, CONNECT_TIMEOUT_MS),
+      buffer: bodyStream(body),
     };
-    if (options.body) proxyOptions.buffer = options.body;
     this.proxy.web(req, res, proxyOptions, (err) => {
       const e = err as NodeJS.ErrnoException;
       this.untrack(ctx);
       if (ctx.aborted) return;
       if (ctx.timedOut) {
-        options.onError(
-          new ProxyError("upstream_timeout", `upstream did not answer within ${options.timeoutMs} ms`),
+        handlers.onError(
+          new ProxyError("upstream_timeout", `upstream did not answer within ${request.timeoutMs} ms`),
         );
       } else {
         const what = e.code && UNREACHABLE_CODES.has(e.code) ? e.code : "connection failed";
-        options.onError(new ProxyError("upstream_unreachable", `upstream could not be reached (${what})`));
+        handlers.onError(new ProxyError("upstream_unreachable", `upstream could not be reached (${what})`));
       }
     });
     return () => {
@@ -231,7 +255,7 @@ export class Forwarder {
       if (activity !== ctx.activity) {
         ctx.activity = activity;
         ctx.activeAt = now;
-      } else if (now - ctx.activeAt >= ctx.options.timeoutMs) {
+      } else if (now - ctx.activeAt >= ctx.timeoutMs) {
         this.untrack(ctx);
         ctx.timedOut = true;
         request.destroy(new Error("upstream timeout"));
@@ -247,5 +271,17 @@ export class Forwarder {
     this.agents.http.destroy();
     this.agents.https.destroy();
     this.proxy.close();
+  }
+}
+
+/** What http-proxy-3 pipes into the upstream request: never the caller's request itself. */
+function bodyStream(body: OutgoingBody): Readable {
+  switch (body.kind) {
+    case "none":
+      return Readable.from([]);
+    case "buffered":
+      return Readable.from([body.bytes]);
+    case "stream":
+      return body.stream;
   }
 }

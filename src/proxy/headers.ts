@@ -9,10 +9,34 @@ const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "te", "trail
 const CALLER_CREDENTIALS = ["authorization", "cookie", "proxy-authorization", "x-api-key"];
 
 /**
- * Request headers never copied upstream: http-proxy-3 sets the upstream's Host (changeOrigin), and
- * Node has already answered the caller's `Expect: 100-continue` on the caller↔proxy hop.
+ * Request headers never copied upstream: http-proxy-3 sets the upstream's Host (changeOrigin), Node has
+ * already answered the caller's `Expect: 100-continue` on the caller↔proxy hop, and the body's framing
+ * (Content-Length or chunked) is decided by the proxy for the body it actually sends.
  */
-const DROPPED_REQUEST_HEADERS = new Set([...HOP_BY_HOP, ...CALLER_CREDENTIALS, "host", "expect"]);
+const DROPPED_REQUEST_HEADERS = new Set([
+  ...HOP_BY_HOP,
+  ...CALLER_CREDENTIALS,
+  "host",
+  "expect",
+  "content-length",
+  "transfer-encoding",
+  "x-request-id",
+]);
+
+/**
+ * Headers that claim who the caller is or which URL it asked for, as a fronting proxy or App Service
+ * authentication would set them: believed only from peers in `trustProxy`.
+ */
+const CLAIMED_BY_FRONT_PROXIES = [
+  "forwarded",
+  "x-ms-client-principal",
+  "x-ms-client-principal-id",
+  "x-ms-client-principal-name",
+  "x-ms-client-principal-idp",
+  "x-original-url",
+  "x-rewrite-url",
+];
+const DROPPED_FROM_UNTRUSTED = new Set([...DROPPED_REQUEST_HEADERS, ...CLAIMED_BY_FRONT_PROXIES]);
 const DROPPED_RESPONSE_HEADERS = new Set(HOP_BY_HOP);
 
 /** Extra hop-by-hop names a `Connection` header lists (never transfer-encoding or host). */
@@ -46,15 +70,24 @@ export interface ForwardedFor {
   clientPeer: string;
   trustedPeer: boolean;
   proto: "http" | "https";
+  /** The id the proxy logs for this request, sent upstream so both sides' logs can be joined. */
+  requestId: string;
 }
 
-/** The caller's headers as they go upstream: hygiene of design.md plus X-Forwarded-*. */
-export function requestHeadersFor(headers: IncomingHttpHeaders, fwd: ForwardedFor): IncomingHttpHeaders {
-  const out = copyWithout(headers, DROPPED_REQUEST_HEADERS);
+/**
+ * The caller's headers as they go upstream: hygiene of design.md plus X-Forwarded-* and X-Request-Id.
+ * Framing and Authorization are added by the caller of this function for the body and token it sends.
+ */
+export function requestHeadersFor(headers: IncomingHttpHeaders, fwd: ForwardedFor): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = copyWithout(
+    headers,
+    fwd.trustedPeer ? DROPPED_REQUEST_HEADERS : DROPPED_FROM_UNTRUSTED,
+  );
+  out["x-request-id"] = fwd.requestId;
   const host = headers.host ?? "";
   if (fwd.trustedPeer) {
     const prior = out["x-forwarded-for"];
-    out["x-forwarded-for"] = prior ? `${prior}, ${fwd.clientPeer}` : fwd.clientPeer;
+    out["x-forwarded-for"] = typeof prior === "string" ? `${prior}, ${fwd.clientPeer}` : fwd.clientPeer;
     out["x-forwarded-proto"] ??= fwd.proto;
     out["x-forwarded-host"] ??= host;
   } else {

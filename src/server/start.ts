@@ -10,7 +10,7 @@ import { createTokenSource, preflightCredential, type TokenSource } from "../aut
 import { type AcquisitionEvent, type BackoffPolicy, TokenManager, TokenProvider } from "../auth/tokens.ts";
 import { describeAccess } from "../config/describe.ts";
 import type { ProxyConfig } from "../config/types.ts";
-import { ProxyError, rawProblemResponse } from "../errors.ts";
+import { ProxyError } from "../errors.ts";
 import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type ProxyMetrics } from "../observability/metrics.ts";
@@ -18,7 +18,9 @@ import { RecentEvents } from "../observability/recent-events.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { Router } from "../proxy/router.ts";
 import { BufferReclaimer, DEFAULT_RECLAIM_BUDGET_BYTES } from "./buffer-reclaimer.ts";
-import { createFrontDoor, type RouteRuntime, type Routing, routeRuntime } from "./front-door.ts";
+import { createFrontDoor, type Routing } from "./front-door.ts";
+import { rawProblem } from "./problem.ts";
+import { RouteStates, routeRuntime } from "./route-runtime.ts";
 
 export interface StartOptions {
   logger: Logger;
@@ -130,18 +132,23 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     else logger.warn({ ...line, reason: e.failure?.message, hint: e.failure?.hint });
   }
 
+  /** In-flight counts and flow status URLs per prefix, carried across reloads. */
+  const routeStates = new RouteStates();
   const buildRouting = (cfg: ProxyConfig): Routing => {
-    const routes: RouteRuntime[] = cfg.routes.map((route) =>
+    const states = routeStates.forConfig(cfg.routes.map((r) => r.prefix));
+    const routes = cfg.routes.map((route) =>
       routeRuntime(
         route,
         compileAccessCheck(route.access, now),
         tokens.provider(route.identity, route.scope),
+        states.get(route.prefix)!,
       ),
     );
     return {
       router: new Router(routes),
       clientIp: new ClientIpResolver(cfg.listen.trustProxy),
       publicUrl: cfg.listen.publicUrl,
+      publicHosts: new Set((cfg.listen.publicHosts ?? []).map((h) => h.toLowerCase())),
     };
   };
   let routing = buildRouting(config);
@@ -171,7 +178,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       err.code === "HPE_HEADER_OVERFLOW"
         ? new ProxyError("headers_too_large", "request headers exceed the limit")
         : new ProxyError("bad_request", "malformed HTTP request");
-    socket.end(rawProblemResponse(problem, crypto.randomUUID()));
+    socket.end(rawProblem(problem, crypto.randomUUID()));
   });
 
   const readiness = (): ReadinessItem[] =>

@@ -36,11 +36,15 @@ async function frontFor(
 ): Promise<{ front: string; errors: string[] }> {
   const errors: string[] = [];
   const front = await listen(t, (req, res) => {
-    forwarder.forward(req, res, {
-      target: new URL(upstream),
-      path: req.url ?? "/",
+    const request = {
+      method: req.method ?? "GET",
+      url: new URL(req.url ?? "/", upstream),
+      headers: {},
       bearer: "token",
+      body: { kind: "none" } as const,
       timeoutMs,
+    };
+    forwarder.forward(req, res, request, {
       onResponse(upstreamRes) {
         res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
         upstreamRes.pipe(res);

@@ -1,0 +1,114 @@
+// A route as the request path uses it: its config with everything per-request work needs compiled
+// once, plus the state that outlives a config reload (in-flight count, a flow's status URLs).
+import type { AccessCheck } from "../access/check.ts";
+import type { TokenProvider } from "../auth/tokens.ts";
+import type { RouteConfig } from "../config/types.ts";
+import { WORKFLOW_SEGMENT, workflowRootOf } from "../proxy/rewrite.ts";
+import { compilePathAllowlist } from "../proxy/router.ts";
+
+/** How many status URLs a flow route remembers (the oldest are forgotten first). */
+const FLOW_STATUS_URLS_KEPT = 10_000;
+
+/** State of a route prefix that survives reloads, so limits hold across them. */
+export class RouteState {
+  /** Requests on this prefix from routing to the end of the response, across configs. */
+  inFlight = 0;
+  /** flow routes: the workflow status URLs (path after the prefix, with query) the flow returned. */
+  private readonly statusUrls = new Set<string>();
+
+  rememberStatusUrl(pathAndQuery: string): void {
+    this.statusUrls.delete(pathAndQuery);
+    this.statusUrls.add(pathAndQuery);
+    if (this.statusUrls.size > FLOW_STATUS_URLS_KEPT) {
+      const oldest = this.statusUrls.values().next().value;
+      if (oldest !== undefined) this.statusUrls.delete(oldest);
+    }
+  }
+
+  isStatusUrl(pathAndQuery: string): boolean {
+    return this.statusUrls.has(pathAndQuery);
+  }
+}
+
+/** One RouteState per prefix, handed to each config's routes so a reload keeps the counts. */
+export class RouteStates {
+  private readonly byPrefix = new Map<string, RouteState>();
+
+  /** The states for `prefixes`; prefixes no longer configured are forgotten once idle. */
+  forConfig(prefixes: readonly string[]): Map<string, RouteState> {
+    const wanted = new Set(prefixes);
+    for (const [prefix, state] of this.byPrefix) {
+      if (!wanted.has(prefix) && state.inFlight === 0) this.byPrefix.delete(prefix);
+    }
+    const out = new Map<string, RouteState>();
+    for (const prefix of prefixes) {
+      let state = this.byPrefix.get(prefix);
+      if (!state) {
+        state = new RouteState();
+        this.byPrefix.set(prefix, state);
+      }
+      out.set(prefix, state);
+    }
+    return out;
+  }
+
+  all(): Array<[prefix: string, state: RouteState]> {
+    return [...this.byPrefix];
+  }
+}
+
+export interface RouteRuntime {
+  config: RouteConfig;
+  prefix: string;
+  /** Metric/log label: the prefix. */
+  label: string;
+  target: URL;
+  /** flow routes: the workflow's root, reached only for status URLs the flow returned. */
+  workflowRoot: URL | undefined;
+  methods: ReadonlySet<string>;
+  allowPath: ((rest: string) => boolean) | undefined;
+  checkAccess: AccessCheck;
+  tokens: TokenProvider;
+  state: RouteState;
+}
+
+export function routeRuntime(
+  config: RouteConfig,
+  checkAccess: AccessCheck,
+  tokens: TokenProvider,
+  state: RouteState,
+): RouteRuntime {
+  return {
+    config,
+    prefix: config.prefix,
+    label: config.prefix,
+    target: new URL(config.upstream),
+    workflowRoot: config.service === "flow" ? workflowRootOf(new URL(config.upstream)) : undefined,
+    methods: new Set(config.methods),
+    allowPath: compilePathAllowlist(config.paths),
+    checkAccess,
+    tokens,
+    state,
+  };
+}
+
+export function isWorkflowPath(rest: string): boolean {
+  return rest === WORKFLOW_SEGMENT || rest.startsWith(`${WORKFLOW_SEGMENT}/`);
+}
+
+/**
+ * The path after the prefix (with query) at which callers poll an upstream status URL, when it lies
+ * under the flow's workflow root; else undefined.
+ */
+export function workflowPathOf(route: RouteRuntime, upstreamUrl: string): string | undefined {
+  const root = route.workflowRoot;
+  if (!root) return undefined;
+  let url: URL;
+  try {
+    url = new URL(upstreamUrl);
+  } catch {
+    return undefined;
+  }
+  if (url.origin !== root.origin || !url.pathname.startsWith(`${root.pathname}/`)) return undefined;
+  return `${WORKFLOW_SEGMENT}${url.pathname.slice(root.pathname.length)}${url.search}`;
+}

@@ -1,0 +1,146 @@
+// No caller byte reaches an upstream outside a correctly framed request (design.md, Forwarding rules).
+// A keep-alive upstream records every request its parser saw per connection: a smuggled request would
+// appear there as an extra request, riding on another caller's connection and token.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { chunked, sendRaw } from "../helpers/raw-http.ts";
+import { startRecordingUpstream } from "../helpers/recording-upstream.ts";
+import { startStack } from "../helpers/stack.ts";
+
+const YAML = `listen: { host: 127.0.0.1 }
+warmup: true
+cloud: { authorityHost: \${DEMO_AUTHORITY_HOST} }
+identities:
+  platform-app:
+    tenantId: \${TENANT_ID}
+    clientId: \${CLIENT_ID}
+    clientSecret: \${CLIENT_SECRET}
+routes:
+  - prefix: /a
+    service: powerplatform
+    upstream: \${RAW_UPSTREAM}/base
+    identity: platform-app
+    methods: [GET, HEAD, POST, OPTIONS, DELETE]
+    paths: ["/allowed/**"]
+    maxBodyBytes: 1024
+    access: { apiKeys: [{ name: demo, sha256: "\${DEMO_API_KEY_SHA256}" }] }
+  - prefix: /b
+    service: powerplatform
+    upstream: \${RAW_UPSTREAM}/base
+    identity: platform-app
+    access: { apiKeys: [{ name: demo, sha256: "\${DEMO_API_KEY_SHA256}" }] }
+`;
+
+const SMUGGLED =
+  "POST /base/forbidden/x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nGET /admin/secret HTTP/1.1\r\nHost: x\r\n\r\n";
+
+async function setUp(t: import("node:test").TestContext) {
+  const upstream = await startRecordingUpstream(t);
+  const stack = await startStack(t, { yaml: YAML, env: { RAW_UPSTREAM: upstream.url } });
+  const key = stack.world.secrets.apiKey;
+  const request = (method: string, path: string, extra = "", body = "") =>
+    `${method} ${path} HTTP/1.1\r\nHost: proxy\r\nX-Api-Key: ${key}\r\n${extra}Connection: close\r\n\r\n${body}`;
+  return { upstream, stack, request };
+}
+
+function assertNothingSmuggled(upstream: Awaited<ReturnType<typeof startRecordingUpstream>>): void {
+  for (const r of upstream.requests) {
+    assert.ok(r.url.startsWith("/base/"), `unexpected upstream request ${r.method} ${r.url}`);
+    assert.ok(!r.url.includes("forbidden") && !r.url.includes("admin"), `smuggled ${r.method} ${r.url}`);
+  }
+  for (const [connection, bytes] of upstream.raw) {
+    assert.ok(!bytes.includes("/admin/secret"), `connection ${connection} carried the smuggled bytes`);
+    assert.ok(!bytes.includes("/base/forbidden"), `connection ${connection} carried the smuggled bytes`);
+  }
+}
+
+test("a body on GET, HEAD, DELETE or OPTIONS is refused with 400 and never reaches the upstream, however it is framed", async (t) => {
+  const { upstream, stack, request } = await setUp(t);
+  const cases = [
+    ["OPTIONS", "Transfer-Encoding: chunked\r\n", chunked(SMUGGLED)],
+    ["DELETE", "Transfer-Encoding: chunked\r\n", chunked(SMUGGLED)],
+    ["GET", "Transfer-Encoding: chunked\r\n", chunked(SMUGGLED)],
+    ["HEAD", "Transfer-Encoding: chunked\r\n", chunked(SMUGGLED)],
+    ["DELETE", `Content-Length: ${SMUGGLED.length}\r\n`, SMUGGLED],
+    ["OPTIONS", `Content-Length: ${SMUGGLED.length}\r\n`, SMUGGLED],
+    ["GET", `Content-Length: ${SMUGGLED.length}\r\n`, SMUGGLED],
+  ] as const;
+  for (const [method, framing, body] of cases) {
+    const res = await sendRaw(stack.proxy.proxyUrl, request(method, "/a/allowed/x", framing, body));
+    assert.equal(res.status, 400, `${method} with ${framing.trim()}: ${res.head}`);
+    if (method !== "HEAD") assert.equal(JSON.parse(res.body).code, "bad_request", res.body);
+  }
+  // Another caller's requests on the same upstream host and pool afterwards.
+  for (const path of ["/b/one", "/b/two", "/a/allowed/three"]) {
+    const res = await stack.call(path);
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+  }
+  assert.deepEqual(
+    upstream.requests.map((r) => `${r.method} ${r.url}`),
+    ["GET /base/one", "GET /base/two", "GET /base/allowed/three"],
+  );
+  assertNothingSmuggled(upstream);
+});
+
+test("bodyless DELETE and OPTIONS still pass, with an explicit empty body", async (t) => {
+  const { upstream, stack, request } = await setUp(t);
+  for (const [method, extra] of [
+    ["DELETE", ""],
+    ["OPTIONS", ""],
+    ["DELETE", "Content-Length: 0\r\n"],
+  ] as const) {
+    const res = await sendRaw(stack.proxy.proxyUrl, request(method, "/a/allowed/x", extra));
+    assert.equal(res.status, 200, `${method}: ${res.head}`);
+  }
+  assert.deepEqual(
+    upstream.requests.map((r) => `${r.method} ${r.url} ${r.bodyBytes}`),
+    ["DELETE /base/allowed/x 0", "OPTIONS /base/allowed/x 0", "DELETE /base/allowed/x 0"],
+  );
+  assertNothingSmuggled(upstream);
+});
+
+test("chunked POST bodies arrive whole and framed; each upstream connection carries exactly the requests sent", async (t) => {
+  const { upstream, stack, request } = await setUp(t);
+  const small = "x".repeat(1000);
+  const res = await sendRaw(
+    stack.proxy.proxyUrl,
+    request("POST", "/a/allowed/x", "Transfer-Encoding: chunked\r\n", chunked(small)),
+  );
+  assert.equal(res.status, 200, res.head);
+  // Longer than the replay buffer, so it streams chunked.
+  const large = "y".repeat(100 * 1024);
+  const big = await sendRaw(
+    stack.proxy.proxyUrl,
+    request("POST", "/b/big", "Transfer-Encoding: chunked\r\n", chunked(large)),
+  );
+  assert.equal(big.status, 200, big.head);
+  for (const path of ["/b/after-1", "/b/after-2"]) await (await stack.call(path)).arrayBuffer();
+  assert.deepEqual(
+    upstream.requests.map((r) => `${r.method} ${r.url} ${r.bodyBytes}`),
+    [
+      "POST /base/allowed/x 1000",
+      `POST /base/big ${large.length}`,
+      "GET /base/after-1 0",
+      "GET /base/after-2 0",
+    ],
+  );
+  assertNothingSmuggled(upstream);
+});
+
+test("maxBodyBytes holds for chunked bodies on every method: 413, and the upstream receives nothing", async (t) => {
+  const { upstream, stack, request } = await setUp(t);
+  const body = "z".repeat(2000);
+  const res = await sendRaw(
+    stack.proxy.proxyUrl,
+    request("POST", "/a/allowed/x", "Transfer-Encoding: chunked\r\n", chunked(body)),
+  );
+  assert.equal(res.status, 413, res.head);
+  assert.equal(JSON.parse(res.body).code, "payload_too_large");
+  const withLength = await sendRaw(
+    stack.proxy.proxyUrl,
+    request("POST", "/a/allowed/x", `Content-Length: ${body.length}\r\n`, body),
+  );
+  assert.equal(withLength.status, 413, withLength.head);
+  assert.equal(upstream.requests.length, 0);
+});
