@@ -1,41 +1,43 @@
-// Inbound bearer tokens (Entra or any OIDC issuer): signature against a cached, rotating JWKS,
-// issuer, audience, expiry, and optional roles / scopes / object ids. The inbound token is only
-// checked — the front door never forwards it (the outbound token replaces it).
-import { createRemoteJWKSet, errors, jwtVerify } from "jose";
+// Inbound bearer tokens (Entra or any OIDC issuer): signature against the issuer's JWKS, issuer,
+// audience, a required expiry (RFC 9068), and optional roles / scopes / object ids. The inbound token
+// is only checked — the front door never forwards it (the outbound token replaces it).
+import { errors, jwtVerify } from "jose";
 import type { JwtAccessConfig } from "../config/types.ts";
+import { JwksKeySource, type JwksOptions, JwksUnavailable } from "./jwks.ts";
 
 export type JwtDecision =
   | { ok: true; principal: string }
-  | {
-      ok: false;
-      reason: "jwt_invalid" | "jwt_expired" | "jwt_role" | "jwt_scope" | "jwt_object_id" | "jwt_unavailable";
-    };
+  /** The token is not acceptable at all (401): bad signature, issuer, audience, no `exp`, malformed. */
+  | { ok: false; reason: "jwt_invalid" | "jwt_expired" }
+  /** A valid token that lacks what the route requires (403). */
+  | { ok: false; reason: "jwt_role" | "jwt_scope" | "jwt_object_id" }
+  /** No key to check it can be had (503); `retryAfterMs` until the next fetch of the JWKS. */
+  | { ok: false; reason: "jwks_unavailable"; retryAfterMs: number };
 
 /** Asymmetric algorithms only: "none" and HMAC (a shared secret anyone with the JWKS could forge) are refused. */
 const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"];
 
-export function compileJwtCheck(config: JwtAccessConfig): (token: string) => Promise<JwtDecision> {
-  const jwks = createRemoteJWKSet(new URL(config.jwksUri), {
-    cooldownDuration: 30_000,
-    cacheMaxAge: 600_000,
-  });
+export function compileJwtCheck(
+  config: JwtAccessConfig,
+  options: JwksOptions = {},
+): (token: string) => Promise<JwtDecision> {
+  const now = options.now ?? Date.now;
+  const keys = new JwksKeySource(new URL(config.jwksUri), options);
   return async (token) => {
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, jwks, {
+      ({ payload } = await jwtVerify(token, keys.getKey, {
         issuer: config.issuer,
         audience: config.audience,
         algorithms: ALGORITHMS,
+        requiredClaims: ["exp"],
         clockTolerance: 60,
+        currentDate: new Date(now()),
       }));
     } catch (err) {
+      if (err instanceof JwksUnavailable)
+        return { ok: false, reason: "jwks_unavailable", retryAfterMs: err.retryAfterMs };
       if (err instanceof errors.JWTExpired) return { ok: false, reason: "jwt_expired" };
-      if (
-        err instanceof errors.JWKSTimeout ||
-        (err instanceof Error && /fetch failed|ECONNREFUSED/.test(err.message))
-      ) {
-        return { ok: false, reason: "jwt_unavailable" };
-      }
       return { ok: false, reason: "jwt_invalid" };
     }
     const roles = Array.isArray(payload.roles) ? payload.roles.map(String) : [];
