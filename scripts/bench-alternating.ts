@@ -4,10 +4,9 @@
 // Each server gets its own `connections` keep-alive connections, opened once. In a slice, every
 // connection of one server sends a request, and each response is followed at once by the next request
 // (a closed loop, as autocannon runs it) until the slice ends; the slice is over when its last
-// response is in. The slices go A B B A A B B A …, so each server is as often first as second. Machine
-// speed on this kind of VM drifts by tens of percent over a few seconds (docs/performance.md); turns
-// of half a second, with no process stopped or started and no connection opened between them, let
-// both servers see the same spells.
+// response is in. The slices go A B B A A B B A …, so each server is as often first as second. Short
+// turns, with no process stopped or started and no connection opened between them, let both servers
+// see the same spells of machine speed, which drifts over seconds (docs/performance.md).
 //
 // The client is bench-client.ts's: raw sockets, one reused read buffer.
 import { openConnections, type RawConnection } from "./bench-client.ts";

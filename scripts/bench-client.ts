@@ -1,8 +1,7 @@
 // The HTTP/1.1 client of the bench's own load generators (bench-paced.ts, bench-alternating.ts): keep-
-// alive connections on raw sockets that read into one reused buffer. node:http allocates a Buffer per
-// read, and at 64 KiB responses the generator's own major GCs (external memory) stalled it for 20–30
-// ms twice a second, which then showed as everyone's tail latency. It speaks just enough HTTP/1.1 for
-// the bench's servers: GET, keep-alive, responses with Content-Length.
+// alive connections on raw sockets that read into one reused buffer, because node:http's Buffer per
+// read made the generator's own major GCs show up as every server's tail latency. It speaks just enough
+// HTTP/1.1 for the bench's servers: GET, keep-alive, responses with Content-Length.
 import net from "node:net";
 
 const READ_BUFFER = Buffer.alloc(256 * 1024);

@@ -27,18 +27,17 @@ export const PATHS = {
 } as const;
 
 /**
- * What-if variants of (c), for measuring what a cost is worth without editing src/ (ablation only;
- * "product" is the real configuration):
- *   no-request-log  logger at level warn, so the per-request info line is not written
- *   no-metrics      prom-client Counter.inc / Histogram.observe replaced by no-ops in that child
- *   no-log-no-metrics  both of the first and third
+ * What-if variants of (c), to price a cost without editing src/ ("product" is the real configuration):
+ *   no-request-log     logger at level warn, so the per-request info line is not written
+ *   no-metrics         the request metrics' updates replaced by no-ops in that child
+ *   no-log-no-metrics  both of the above
+ *   plus-50us-cpu      the product plus 50 µs of busy CPU per request, a known cost the measures must see
  */
 export const PROXY_VARIANTS = [
   "product",
   "no-request-log",
   "no-metrics",
   "no-log-no-metrics",
-  "no-buffer-reclaim",
   "plus-50us-cpu",
 ] as const;
 export type ProxyVariant = (typeof PROXY_VARIANTS)[number];
