@@ -129,12 +129,16 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     }
     x.accessReason = decision.reason;
     metrics.accessDenied.inc({ route: r.label, reason: decision.reason });
-    const message = decision.code === "unauthenticated" ? "credentials required" : "access denied";
-    throw new ProxyError(
-      decision.code,
-      message,
-      decision.challenge ? { headers: { "www-authenticate": decision.challenge } } : {},
-    );
+    const headers: Record<string, string> = {};
+    if (decision.challenge) headers["www-authenticate"] = decision.challenge;
+    if (decision.retryAfter !== undefined) headers["retry-after"] = String(decision.retryAfter);
+    const message =
+      decision.code === "unauthenticated"
+        ? "credentials required"
+        : decision.code === "jwks_unavailable"
+          ? "the keys to verify the caller's token cannot be fetched"
+          : "access denied";
+    throw new ProxyError(decision.code, message, { headers });
   }
 
   // Step 3: room on the route.
@@ -249,8 +253,14 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     }
     const status = upstream.statusCode ?? 502;
     if (r.config.rewriteLinks) {
-      sendWithLinkRewrite(upstream, x.res, status, headers, mappings, (result) =>
-        metrics.linkRewrites.inc({ route: r.label, result }),
+      sendWithLinkRewrite(
+        upstream,
+        x.res,
+        status,
+        headers,
+        mappings,
+        (result) => metrics.linkRewrites.inc({ route: r.label, result }),
+        { method: x.method },
       );
       return;
     }
