@@ -58,8 +58,9 @@ export function zodIssuesToConfigIssues(
               (i) => i.path.length === 0 && (i.code === "invalid_type" || i.code === "invalid_value"),
             ),
         );
-        if (viable.length === 1) out.push(...zodIssuesToConfigIssues(viable[0]!, raw, locator, path));
-        else error(path, issue.message);
+        if (viable.length === 1) {
+          for (const nested of zodIssuesToConfigIssues(viable[0]!, raw, locator, path)) out.push(nested);
+        } else error(path, issue.message);
         break;
       }
       case "invalid_value":
