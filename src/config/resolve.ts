@@ -129,7 +129,15 @@ export function resolveConfig(
     const target = checkRouteTarget(targeting.data, cloud ?? resolveCloud("public"), identity, at, report);
     const parsed = routeSchema.safeParse(rawRoute);
     if (!parsed.success || prefix === undefined || !target || !cloud) return;
-    routes.push(buildRoute(parsed.data, prefix, cloud, target, identity, at, report, ctx.now));
+    const route = buildRoute(parsed.data, prefix, cloud, target, identity, at, report, ctx.now);
+    if (route.rewriteLinks && listen && listen.publicUrl === undefined && listen.publicHosts.length === 0) {
+      report(
+        "warning",
+        at("rewriteLinks"),
+        `route ${prefix} rewrites links but neither listen.publicUrl nor listen.publicHosts is set, so rewritten links fall back to the listener's own address; set one of them to the address callers use`,
+      );
+    }
+    routes.push(route);
   });
 
   for (const name of identityNames) {
@@ -175,6 +183,7 @@ function resolveListen(
     host: l.host,
     port: l.port,
     adminPort: l.adminPort,
+    publicHosts: l.publicHosts,
     trustProxy: l.trustProxy,
     drainTimeoutMs: l.drainTimeoutMs,
   };

@@ -131,6 +131,33 @@ const host = nonEmpty.superRefine((value, ctx) => {
   }
 });
 
+/** "proxy.contoso.example", "proxy.contoso.example:8443", "[2001:db8::1]:8443" — a Host header value. */
+export function hostPortProblem(value: string): string | undefined {
+  if (value === "") return undefined; // reported as "must not be empty"
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value)) {
+    return "must be a host[:port] as in a Host header, without a scheme (e.g. proxy.contoso.example)";
+  }
+  if (/[/?#@]/.test(value)) return "must be a host[:port] only, without a path, query or user";
+  const match = /^(\[[^\]]*\]|[^:]*)(?::(\d{1,5}))?$/.exec(value);
+  const host = match?.[1] ?? "";
+  const hostOk = host.startsWith("[")
+    ? isIP(host.slice(1, -1)) === 6
+    : isIP(host) === 4 || /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host);
+  if (!match || !hostOk) {
+    return "must be a host name or IP address with an optional :port (IPv6 in brackets, e.g. [2001:db8::1]:8443)";
+  }
+  if (match[2] !== undefined && Number(match[2]) > 65535) return "the port must be 0…65535";
+  return undefined;
+}
+
+/** Host header values are case-insensitive: stored lower-case so they compare with a lower-cased Host. */
+const hostPort = nonEmpty
+  .superRefine((value, ctx) => {
+    const problem = hostPortProblem(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
+  .transform((value) => value.toLowerCase());
+
 const filePath = nonEmpty;
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -173,6 +200,7 @@ export const listenSchema = z.strictObject({
   })
     .transform((v) => v.replace(/\/+$/, ""))
     .optional(),
+  publicHosts: z.array(hostPort).default([]),
   trustProxy: z.array(cidr).default([]),
   tls: z.strictObject({ certFile: filePath, keyFile: filePath }).optional(),
   drainTimeoutMs: integer(0, 3_600_000).default(20_000),

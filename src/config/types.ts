@@ -9,6 +9,11 @@ export interface ListenConfig {
   port: number; // default 8080
   adminPort: number; // default 9090
   publicUrl?: string;
+  /**
+   * Without publicUrl: the Host values (lower-case host[:port]) believed when rewriting links and
+   * Location headers to the proxy — never any Host the caller sends. Default [].
+   */
+  publicHosts: string[];
   trustProxy: string[]; // CIDRs (or single addresses) of peers whose X-Forwarded-* are believed
   tls?: { certFile: string; keyFile: string };
   drainTimeoutMs: number; // default 20000

@@ -148,3 +148,26 @@ test("check: a file with thousands of errors prints the first 100 and a count of
   assert.equal(lines[100], `${file}: … and 4902 more errors (only the first 100 are listed)`);
   assert.doesNotMatch(io.err(), /\n\s+at /);
 });
+
+test("check: a rewriteLinks route without listen.publicUrl or publicHosts is a warning on stderr, exit 0", async (t) => {
+  const yaml = VALID.replace(
+    "    identity: app\n    access:\n",
+    "    identity: app\n    rewriteLinks: true\n    access:\n",
+  );
+  const file = await tempFile(t, "routes.yaml", yaml);
+  const io = captureIO();
+  assert.equal(await run(["--config", file], io), 0);
+  assert.match(
+    io.err(),
+    /routes\.yaml:\d+:19 routes\[0\]\.rewriteLinks: warning: route \/powerplatform rewrites links but neither listen\.publicUrl nor listen\.publicHosts is set/,
+  );
+
+  const withHosts = await tempFile(
+    t,
+    "routes.yaml",
+    `listen: { publicHosts: [proxy.contoso.example] }\n${yaml}`,
+  );
+  const quiet = captureIO();
+  assert.equal(await run(["--config", withHosts], quiet), 0, quiet.err());
+  assert.doesNotMatch(quiet.err(), /rewriteLinks/);
+});

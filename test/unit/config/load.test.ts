@@ -82,6 +82,7 @@ test("a full valid config resolves to the expected ProxyConfig", () => {
       port: 8081,
       adminPort: 9091,
       publicUrl: "https://proxy.contoso.example",
+      publicHosts: [],
       trustProxy: ["10.0.0.0/8", "::1"],
       tls: { certFile: join(dir, "tls/tls.crt"), keyFile: "/etc/tls/tls.key" },
       drainTimeoutMs: 5000,
@@ -210,6 +211,7 @@ test("defaults: listen, warmup, cloud, route limits and methods", () => {
     host: "0.0.0.0",
     port: 8080,
     adminPort: 9090,
+    publicHosts: [],
     trustProxy: [],
     drainTimeoutMs: 20000,
   });
