@@ -19,8 +19,8 @@ import {
 import { formatPath, type PathSegment, type SourceLocator } from "./source.ts";
 import type {
   AccessConfig,
+  AppRegistrationIdentity,
   CloudConfig,
-  CredentialConfig,
   IdentityConfig,
   ListenConfig,
   ProxyConfig,
@@ -201,7 +201,15 @@ function buildIdentity(
 ): IdentityConfig | undefined {
   const at = (...rest: PathSegment[]): PathSegment[] => ["identities", name, ...rest];
   const kind = CREDENTIAL_KEYS.find((k) => input[k] !== undefined);
-  let credential: CredentialConfig;
+  if (kind === undefined) return undefined;
+  if (kind === "managedIdentity") {
+    const miClientId = input.managedIdentity?.clientId;
+    return {
+      name,
+      credential: miClientId === undefined ? { kind } : { kind, clientId: miClientId },
+    };
+  }
+  let credential: AppRegistrationIdentity["credential"];
   let tenantId = input.tenantId;
   let clientId = input.clientId;
   switch (kind) {
@@ -212,12 +220,13 @@ function buildIdentity(
       credential = { kind, clientSecretFile: file(input.clientSecretFile!) };
       break;
     case "certificate": {
+      // The schema proved: pfxFile alone, or certFile with keyFile.
       const c = input.certificate!;
-      credential = { kind };
-      if (c.certFile !== undefined) credential.certFile = file(c.certFile);
-      if (c.keyFile !== undefined) credential.keyFile = file(c.keyFile);
-      if (c.pfxFile !== undefined) credential.pfxFile = file(c.pfxFile);
-      if (c.passphrase !== undefined) credential.passphrase = c.passphrase;
+      const passphrase = c.passphrase === undefined ? {} : { passphrase: c.passphrase };
+      if (c.pfxFile !== undefined) credential = { kind, pfxFile: file(c.pfxFile), ...passphrase };
+      else if (c.certFile !== undefined && c.keyFile !== undefined) {
+        credential = { kind, certFile: file(c.certFile), keyFile: file(c.keyFile), ...passphrase };
+      } else return undefined;
       break;
     }
     case "workloadIdentity": {
@@ -242,28 +251,18 @@ function buildIdentity(
       credential = { kind, tokenFile: file(tokenFile) };
       break;
     }
-    case "managedIdentity": {
-      const miClientId = input.managedIdentity?.clientId;
-      credential = miClientId === undefined ? { kind } : { kind, clientId: miClientId };
-      break;
-    }
     case "user": {
+      // The schema proved: password or passwordFile, not both.
       const u = input.user!;
-      credential = { kind, username: u.username };
-      if (u.password !== undefined) credential.password = u.password;
-      if (u.passwordFile !== undefined) credential.passwordFile = file(u.passwordFile);
+      if (u.passwordFile !== undefined) {
+        credential = { kind, username: u.username, passwordFile: file(u.passwordFile) };
+      } else if (u.password !== undefined) credential = { kind, username: u.username, password: u.password };
+      else return undefined;
       break;
     }
-    default:
-      return undefined;
   }
-  const identity: IdentityConfig = { name, credential };
-  if (kind !== "managedIdentity") {
-    if (tenantId === undefined || clientId === undefined) return undefined;
-    identity.tenantId = tenantId;
-    identity.clientId = clientId;
-  }
-  return identity;
+  if (tenantId === undefined || clientId === undefined) return undefined;
+  return { name, tenantId, clientId, credential };
 }
 
 function nonEmptyEnv(env: NodeJS.ProcessEnv, name: string): string | undefined {
