@@ -8,7 +8,7 @@ import { resolveConfig } from "./resolve.ts";
 import { routesFileSchema } from "./schema.ts";
 import { readYamlSource } from "./source.ts";
 import type { ProxyConfig } from "./types.ts";
-import { zodIssuesToConfigIssues } from "./zod-issues.ts";
+import { operatorMessage, zodIssuesToConfigIssues } from "./zod-issues.ts";
 
 export interface ConfigResult {
   /** Present only when there is no error (warnings are allowed; they are also in config.warnings). */
@@ -54,7 +54,7 @@ export function parseConfig(
     for (const issue of list) if (!unexpanded.has(issue.path)) issues.push(issue);
   };
 
-  const shape = routesFileSchema.safeParse(source.value);
+  const shape = routesFileSchema.safeParse(source.value, { error: operatorMessage });
   if (!shape.success) {
     addFresh(zodIssuesToConfigIssues(shape.error.issues, source.value, source.locator));
   }

@@ -539,60 +539,35 @@ export const MISSING_KEY_HINTS: Readonly<Record<string, string>> = {
 
 /**
  * The keys a strict object at `path` accepts (to suggest one for a misspelt key), or undefined.
- * Walks zod's definitions through optional/default/pipe/union wrappers.
+ * Walks the schemas through optional/default/pipe/union wrappers with zod's public accessors.
  */
 export function knownKeysAt(
   path: readonly PropertyKey[],
-  schema: z.ZodType = routesFileSchema,
+  schema: z.core.$ZodType = routesFileSchema,
 ): string[] | undefined {
-  const candidates = objectSchemasAt(schema, path);
+  const candidates = objectShapesAt(schema, path);
   const keys = new Set<string>();
   for (const candidate of candidates) for (const key of Object.keys(candidate)) keys.add(key);
   return keys.size > 0 ? [...keys] : undefined;
 }
 
-interface Def {
-  type: string;
-  innerType?: z.ZodType;
-  in?: z.ZodType;
-  out?: z.ZodType;
-  shape?: Record<string, z.ZodType>;
-  element?: z.ZodType;
-  valueType?: z.ZodType;
-  options?: z.ZodType[];
-}
-
-function defOf(schema: z.ZodType): Def {
-  return (schema as unknown as { _zod: { def: Def } })._zod.def;
-}
-
-function objectSchemasAt(schema: z.ZodType, path: readonly PropertyKey[]): Array<Record<string, z.ZodType>> {
-  const def = defOf(schema);
-  switch (def.type) {
-    case "optional":
-    case "nullable":
-    case "default":
-    case "prefault":
-    case "readonly":
-    case "catch":
-    case "nonoptional":
-      return def.innerType ? objectSchemasAt(def.innerType, path) : [];
-    case "pipe": {
-      const side = def.in && defOf(def.in).type !== "transform" ? def.in : def.out;
-      return side ? objectSchemasAt(side, path) : [];
-    }
-    case "union":
-      return (def.options ?? []).flatMap((o) => objectSchemasAt(o, path));
-    case "object": {
-      if (path.length === 0) return def.shape ? [def.shape] : [];
-      const next = def.shape?.[String(path[0])];
-      return next ? objectSchemasAt(next, path.slice(1)) : [];
-    }
-    case "array":
-      return path.length > 0 && def.element ? objectSchemasAt(def.element, path.slice(1)) : [];
-    case "record":
-      return path.length > 0 && def.valueType ? objectSchemasAt(def.valueType, path.slice(1)) : [];
-    default:
-      return [];
+function objectShapesAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): Array<Record<string, unknown>> {
+  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable || schema instanceof z.ZodDefault) {
+    return objectShapesAt(schema.unwrap(), path);
   }
+  if (schema instanceof z.ZodPipe) {
+    // z.preprocess(fn, schema) is a pipe from a transform; x.transform(fn) a pipe into one.
+    return objectShapesAt(schema.in instanceof z.ZodTransform ? schema.out : schema.in, path);
+  }
+  if (schema instanceof z.ZodUnion) return schema.options.flatMap((o) => objectShapesAt(o, path));
+  if (schema instanceof z.ZodObject) {
+    if (path.length === 0) return [schema.shape];
+    const next = schema.shape[String(path[0])];
+    return next ? objectShapesAt(next, path.slice(1)) : [];
+  }
+  if (schema instanceof z.ZodArray) return path.length > 0 ? objectShapesAt(schema.element, path.slice(1)) : [];
+  if (schema instanceof z.ZodRecord) {
+    return path.length > 0 ? objectShapesAt(schema.valueType, path.slice(1)) : [];
+  }
+  return [];
 }

@@ -1,6 +1,7 @@
 // How problems are reported: every one at once, in file order, at file:line:column, with a message written for the operator.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import * as z from "zod";
 import { parseConfig } from "../../../src/config/load.ts";
 import { formatConfigIssue } from "../../../src/errors.ts";
 import { APP_ID, errors, locate, TENANT, withRoutes } from "./helpers.ts";
@@ -146,5 +147,33 @@ test("an empty file, a non-map document and a missing routes list are errors", (
       ["routes.yaml:1:1", "identities"],
       ["routes.yaml:1:1", "routes"],
     ],
+  );
+});
+
+test("messages come from issue codes, not zod's wording: a different zod locale changes nothing", (t) => {
+  z.config(z.locales.de());
+  t.after(() => z.config(z.locales.en()));
+  const yaml = withRoutes(`  - prefix: /pp
+    service: powerplatform
+    identity: app
+    timeoutMs: soon
+    maxConcurrent: 0
+    methods: [GET, FETCH]
+    access: { anonymous: true }
+`).replace("password: pw", "password: 1234");
+  const found = errors(parseConfig(`cloud: mars\n${yaml}`, "routes.yaml", {}).issues).map((i) => [
+    i.path,
+    i.message,
+  ]);
+  assert.deepEqual(found, [
+    ["cloud", "must be one of public, usgov, usgovhigh, dod, china, or { authorityHost: https://… }"],
+    ["identities.ops-user.user.password", "expected a string, got a number — quote the value in YAML"],
+    ["routes[0].timeoutMs", "expected a number, got a string"],
+    ["routes[0].maxConcurrent", "must be at least 1"],
+    ["routes[0].methods[1]", "must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"],
+  ]);
+  assert.deepEqual(
+    errors(parseConfig("- a\n- b\n", "routes.yaml", {}).issues).map((i) => i.message),
+    ["expected a map (key: value), got a list"],
   );
 });
