@@ -1,14 +1,12 @@
-// Loads routes.yaml once: YAML with positions → ${VAR} substitution → zod shape → cross-checks →
+// Loads routes.yaml once: YAML with positions → ${VAR} substitution → each section parsed by zod and cross-checked →
 // one typed ProxyConfig. Every problem is collected and returned together (never thrown), each with
 // file:line:column and a path such as routes[2].identity.
 import { open } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import type { ConfigIssue } from "../errors.ts";
 import { resolveConfig } from "./resolve.ts";
-import { routesFileSchema } from "./schema.ts";
 import { readYamlSource } from "./source.ts";
 import type { ProxyConfig } from "./types.ts";
-import { operatorMessage, zodIssuesToConfigIssues } from "./zod-issues.ts";
 
 export interface ConfigResult {
   /** Present only when there is no error (warnings are allowed; they are also in config.warnings). */
@@ -54,12 +52,7 @@ export function parseConfig(
     for (const issue of list) if (!unexpanded.has(issue.path)) issues.push(issue);
   };
 
-  const shape = routesFileSchema.safeParse(source.value, { error: operatorMessage });
-  if (!shape.success) {
-    addFresh(zodIssuesToConfigIssues(shape.error.issues, source.value, source.locator));
-  }
-
-  const resolved = resolveConfig(source.value, shape.success, {
+  const resolved = resolveConfig(source.value, {
     file: resolvePath(file),
     env,
     locator: source.locator,

@@ -14,7 +14,11 @@ import {
   isLoopbackHost,
   listenSchema,
   type RouteInput,
-  routeSchema,
+  type RouteTargetInput,
+  routeSettingsSchema,
+  routeTargetSchema,
+  topLevelSchema,
+  withoutTargetKeys,
 } from "./schema.ts";
 import { formatPath, type PathSegment, type SourceLocator } from "./source.ts";
 import type {
@@ -26,6 +30,7 @@ import type {
   ProxyConfig,
   RouteConfig,
 } from "./types.ts";
+import { operatorMessage, zodIssuesToConfigIssues } from "./zod-issues.ts";
 
 export interface ResolveContext {
   /** Absolute path of routes.yaml; relative file paths in it are taken from its directory. */
@@ -48,28 +53,36 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * Cross-checks the raw (already ${VAR}-substituted) document and, when `schemaValid` and nothing
- * here is an error, builds the ProxyConfig. Shape errors are zod's (reported by the caller); this
- * never repeats them.
+ * Parses each section of the raw (already ${VAR}-substituted) document once — its shape errors
+ * mapped to file:line:column — cross-checks them, and builds the ProxyConfig when nothing is an error.
  */
 export function resolveConfig(
   raw: unknown,
-  schemaValid: boolean,
   ctx: ResolveContext,
 ): { config?: ProxyConfig; issues: ConfigIssue[] } {
   const issues: ConfigIssue[] = [];
   const report: Reporter = (severity, path, message, options = {}) => {
     issues.push({ location: ctx.locator.locate(path, options), path: formatPath(path), message, severity });
   };
-  const doc = isRecord(raw) ? raw : {};
+  const parse = <T extends z.ZodType>(
+    schema: T,
+    value: unknown,
+    base: PathSegment[],
+  ): z.output<T> | undefined => {
+    const result = schema.safeParse(value, { error: operatorMessage });
+    if (result.success) return result.data;
+    for (const issue of zodIssuesToConfigIssues(result.error.issues, raw, ctx.locator, base))
+      issues.push(issue);
+    return undefined;
+  };
   const dir = dirname(ctx.file);
   const file = (p: string) => resolvePath(dir, p);
 
-  const listen = resolveListen(doc.listen, report, file);
-  const cloudResult = cloudSchema.safeParse(doc.cloud ?? "public");
-  const cloud: CloudConfig | undefined = cloudResult.success ? resolveCloud(cloudResult.data) : undefined;
-  const warmupValue = doc.warmup;
-  const warmup = warmupValue === undefined ? true : warmupValue === true || warmupValue === "true";
+  const top = parse(topLevelSchema, raw, []);
+  const doc = isRecord(raw) ? raw : {};
+  const listen = resolveListen(parse(listenSchema, doc.listen ?? {}, ["listen"]), report, file);
+  const cloudInput = parse(cloudSchema, doc.cloud === undefined ? "public" : doc.cloud, ["cloud"]);
+  const cloud: CloudConfig | undefined = cloudInput === undefined ? undefined : resolveCloud(cloudInput);
 
   // Identities: names, then each one's credential.
   const rawIdentities = isRecord(doc.identities) ? doc.identities : {};
@@ -84,9 +97,10 @@ export function resolveConfig(
         { key: true },
       );
     }
-    const parsed = identitySchema.safeParse(rawIdentities[name]);
-    if (!parsed.success) continue;
-    const identity = buildIdentity(name, parsed.data, ctx.env, file, report);
+    if (!isRecord(rawIdentities[name])) continue; // reported by the top level
+    const input = parse(identitySchema, rawIdentities[name], ["identities", name]);
+    if (input === undefined) continue;
+    const identity = buildIdentity(name, input, ctx.env, file, report);
     if (identity) identities[name] = identity;
   }
 
@@ -96,8 +110,10 @@ export function resolveConfig(
   const prefixes = new Map<string, number>();
   const usedIdentities = new Set<string>();
   rawRoutes.forEach((rawRoute: unknown, index) => {
-    if (!isRecord(rawRoute)) return;
+    if (!isRecord(rawRoute)) return; // reported by the top level
     const at = (...rest: PathSegment[]): PathSegment[] => ["routes", index, ...rest];
+    const settings = parse(routeSettingsSchema, withoutTargetKeys(rawRoute), at());
+    const targeting = parse(routeTargetSchema, rawRoute, at());
 
     let prefix: string | undefined;
     if (typeof rawRoute.prefix === "string" && rawRoute.prefix !== "") {
@@ -121,15 +137,21 @@ export function resolveConfig(
       }
     }
 
-    // Presets and identity rules need only these keys: check them even when another key is broken.
-    const targeting = routeTargetingSchema.safeParse(rawRoute);
-    if (!targeting.success) return;
+    if (targeting === undefined) return;
     const identity = identityName === undefined ? undefined : identities[identityName];
     // With a broken cloud: block (already reported), check against the public cloud's presets.
-    const target = checkRouteTarget(targeting.data, cloud ?? resolveCloud("public"), identity, at, report);
-    const parsed = routeSchema.safeParse(rawRoute);
-    if (!parsed.success || prefix === undefined || !target || !cloud) return;
-    const route = buildRoute(parsed.data, prefix, cloud, target, identity, at, report, ctx.now);
+    const target = checkRouteTarget(targeting, cloud ?? resolveCloud("public"), identity, at, report);
+    if (settings === undefined || prefix === undefined || !target || !cloud) return;
+    const route = buildRoute(
+      { ...settings, ...targeting },
+      prefix,
+      cloud,
+      target,
+      identity,
+      at,
+      report,
+      ctx.now,
+    );
     if (route.rewriteLinks && listen && listen.publicUrl === undefined && listen.publicHosts.length === 0) {
       report(
         "warning",
@@ -147,14 +169,14 @@ export function resolveConfig(
   }
 
   const hasErrors = issues.some((i) => i.severity === "error");
-  if (!schemaValid || hasErrors || !listen || !cloud || routes.length !== rawRoutes.length) {
+  if (!top || hasErrors || !listen || !cloud || routes.length !== rawRoutes.length) {
     return { issues };
   }
   return {
     config: {
       file: ctx.file,
       listen,
-      warmup,
+      warmup: top.warmup,
       cloud,
       identities,
       routes,
@@ -165,13 +187,11 @@ export function resolveConfig(
 }
 
 function resolveListen(
-  value: unknown,
+  l: z.output<typeof listenSchema> | undefined,
   report: Reporter,
   file: (p: string) => string,
 ): ListenConfig | undefined {
-  const parsed = listenSchema.safeParse(value ?? {});
-  if (!parsed.success) return undefined;
-  const l = parsed.data;
+  if (l === undefined) return undefined;
   if (l.port !== 0 && l.port === l.adminPort) {
     report(
       "error",
@@ -299,11 +319,6 @@ const APP_KINDS = new Set([
   "managedIdentity",
 ]);
 
-/** The keys of a route that decide its upstream, scope and identity rules. */
-const routeTargetingSchema = routeSchema
-  .pick({ service: true, identity: true, upstream: true, scope: true, url: true, region: true })
-  .loose();
-
 interface ResolvedTarget {
   upstream: string;
   scope: string;
@@ -313,7 +328,7 @@ interface ResolvedTarget {
 }
 
 function checkRouteTarget(
-  input: z.output<typeof routeTargetingSchema>,
+  input: RouteTargetInput,
   cloud: CloudConfig,
   identity: IdentityConfig | undefined,
   at: (...rest: PathSegment[]) => PathSegment[],

@@ -471,8 +471,8 @@ const method = z
   .transform((m) => m.toUpperCase())
   .pipe(z.enum(ROUTE_METHODS, { error: `must be one of ${ROUTE_METHODS.join(", ")}` }));
 
-export const routeSchema = z.strictObject({
-  prefix: nonEmpty,
+/** The keys of a route that decide its upstream, scope and identity rules. */
+const routeTargetShape = {
   service: z.enum(SERVICE_NAMES, { error: `must be one of ${SERVICE_NAMES.join(", ")}` }).optional(),
   identity: nonEmpty,
   upstream: urlString({
@@ -505,6 +505,11 @@ export const routeSchema = z.strictObject({
     })
     .optional(),
   region: nonEmpty.optional(),
+};
+
+/** Every other key of a route. */
+const routeSettingsShape = {
+  prefix: nonEmpty,
   methods: z.array(method).min(1, "list at least one method, or leave methods out").optional(),
   paths: z.array(glob).min(1, "list at least one glob, or leave paths out").optional(),
   timeoutMs: integer(1, 3_600_000).default(30_000),
@@ -512,9 +517,27 @@ export const routeSchema = z.strictObject({
   maxConcurrent: integer(1, 1_000_000).default(256),
   rewriteLinks: boolean.default(false),
   access: accessSchema,
-});
+};
 
-export type RouteInput = z.output<typeof routeSchema>;
+/** A route as routes.yaml spells it (design.md). */
+export const routeSchema = z.strictObject({ ...routeSettingsShape, ...routeTargetShape });
+
+// A route is parsed in two halves that validate disjoint keys, each once: the targeting half on
+// its own, so preset and identity rules are still checked when another key is broken.
+
+/** The targeting keys; other keys are ignored here. */
+export const routeTargetSchema = z.object(routeTargetShape);
+
+/** Every other key, given the route without its targeting keys: unknown keys are reported here. */
+export const routeSettingsSchema = z.strictObject(routeSettingsShape);
+
+/** The route without its targeting keys, for routeSettingsSchema. */
+export function withoutTargetKeys(route: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(route).filter(([key]) => !Object.hasOwn(routeTargetShape, key)));
+}
+
+export type RouteTargetInput = z.output<typeof routeTargetSchema>;
+export type RouteInput = RouteTargetInput & z.output<typeof routeSettingsSchema>;
 
 // ---------------------------------------------------------------- the file
 
@@ -526,7 +549,16 @@ export const routesFileSchema = z.strictObject({
   routes: z.array(routeSchema).min(1, "list at least one route"),
 });
 
-export type RoutesFileInput = z.output<typeof routesFileSchema>;
+/**
+ * The top level alone: each section under it (listen, cloud, every identity, every route) is
+ * parsed once on its own, so one broken section hides nothing of the others.
+ */
+export const topLevelSchema = routesFileSchema.extend({
+  listen: z.unknown().optional(),
+  cloud: z.unknown().optional(),
+  identities: z.record(z.string(), z.looseObject({})),
+  routes: z.array(z.looseObject({})).min(1, "list at least one route"),
+});
 
 /** Messages for a required key that is missing, where "is required" alone does not help. */
 export const MISSING_KEY_HINTS: Readonly<Record<string, string>> = {
@@ -551,7 +583,10 @@ export function knownKeysAt(
   return keys.size > 0 ? [...keys] : undefined;
 }
 
-function objectShapesAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): Array<Record<string, unknown>> {
+function objectShapesAt(
+  schema: z.core.$ZodType,
+  path: readonly PropertyKey[],
+): Array<Record<string, unknown>> {
   if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable || schema instanceof z.ZodDefault) {
     return objectShapesAt(schema.unwrap(), path);
   }
@@ -565,7 +600,8 @@ function objectShapesAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): 
     const next = schema.shape[String(path[0])];
     return next ? objectShapesAt(next, path.slice(1)) : [];
   }
-  if (schema instanceof z.ZodArray) return path.length > 0 ? objectShapesAt(schema.element, path.slice(1)) : [];
+  if (schema instanceof z.ZodArray)
+    return path.length > 0 ? objectShapesAt(schema.element, path.slice(1)) : [];
   if (schema instanceof z.ZodRecord) {
     return path.length > 0 ? objectShapesAt(schema.valueType, path.slice(1)) : [];
   }
