@@ -5,6 +5,7 @@
 import { dirname, resolve as resolvePath } from "node:path";
 import type * as z from "zod";
 import type { ConfigIssue } from "../errors.ts";
+import { workloadIdentityEnvironment } from "./environment.ts";
 import { defaultMethods, FLOW_SCOPE, presetsApplyIn, resolveCloud, resolveRouteTarget } from "./presets.ts";
 import {
   CREDENTIAL_KEYS,
@@ -250,10 +251,10 @@ function buildIdentity(
       break;
     }
     case "workloadIdentity": {
-      // AKS workload identity: the webhook injects these three variables into the pod.
-      tenantId ??= nonEmptyEnv(env, "AZURE_TENANT_ID");
-      clientId ??= nonEmptyEnv(env, "AZURE_CLIENT_ID");
-      const tokenFile = input.workloadIdentity?.tokenFile ?? nonEmptyEnv(env, "AZURE_FEDERATED_TOKEN_FILE");
+      const injected = workloadIdentityEnvironment(env);
+      tenantId ??= injected.tenantId;
+      clientId ??= injected.clientId;
+      const tokenFile = input.workloadIdentity?.tokenFile ?? injected.tokenFile;
       if (tenantId === undefined) {
         report("error", at(), "tenantId is required: set it here or in AZURE_TENANT_ID");
       }
@@ -283,11 +284,6 @@ function buildIdentity(
   }
   if (tenantId === undefined || clientId === undefined) return undefined;
   return { name, tenantId, clientId, credential };
-}
-
-function nonEmptyEnv(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const value = env[name];
-  return value === undefined || value === "" ? undefined : value;
 }
 
 /** Characters a path segment may hold unencoded (RFC 3986 pchar), plus "/". */
