@@ -519,8 +519,10 @@ const routeSettingsShape = {
   access: accessSchema,
 };
 
-/** A route as routes.yaml spells it (design.md). */
-export const routeSchema = z.strictObject({ ...routeSettingsShape, ...routeTargetShape });
+const { prefix, ...routeOptionsShape } = routeSettingsShape;
+
+/** A route as routes.yaml spells it (design.md), keys in the order the docs list them. */
+export const routeSchema = z.strictObject({ prefix, ...routeTargetShape, ...routeOptionsShape });
 
 // A route is parsed in two halves that validate disjoint keys, each once: the targeting half on
 // its own, so preset and identity rules are still checked when another key is broken.
