@@ -1,7 +1,8 @@
 // Loads routes.yaml once: YAML with positions → ${VAR} substitution → each section parsed by zod and cross-checked →
 // one typed ProxyConfig. Every problem is collected and returned together (never thrown), each with
 // file:line:column and a path such as routes[2].identity.
-import { open } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import type { ConfigIssue } from "../errors.ts";
 import { resolveConfig } from "./resolve.ts";
@@ -40,7 +41,7 @@ export function parseConfig(
   options: ParseOptions = {},
 ): ConfigResult {
   const bytes = Buffer.byteLength(text, "utf8");
-  if (bytes > MAX_CONFIG_BYTES) return { issues: [tooLarge(file, bytes)] };
+  if (bytes > MAX_CONFIG_BYTES) return { issues: [tooLarge(file, String(bytes))] };
   const source = readYamlSource(text, file, env);
   // Lists here can be as long as the file allows: they are appended in loops, never spread into a call.
   const issues = [...source.issues];
@@ -67,11 +68,12 @@ export function parseConfig(
   };
 }
 
-function tooLarge(file: string, bytes: number): ConfigIssue {
+/** `size`: the byte count, or "over N" when the reading stopped at the cap. */
+function tooLarge(file: string, size: string): ConfigIssue {
   return {
     location: file,
     path: "",
-    message: `the file is ${bytes} bytes; routes.yaml may be at most ${MAX_CONFIG_BYTES} bytes (1 MiB)`,
+    message: `the file is ${size} bytes; routes.yaml may be at most ${MAX_CONFIG_BYTES} bytes (1 MiB)`,
     severity: "error",
   };
 }
@@ -107,27 +109,21 @@ export async function loadConfig(
 ): Promise<ConfigResult> {
   let text: string;
   try {
-    // One open file for the checks and the read, so the file checked is the file read.
-    const handle = await open(file, "r");
-    try {
-      const stats = await handle.stat();
-      if (stats.isDirectory()) {
-        return {
-          issues: [
-            {
-              location: file,
-              path: "",
-              message: "is a directory, not a routes.yaml file",
-              severity: "error",
-            },
-          ],
-        };
-      }
-      if (stats.size > MAX_CONFIG_BYTES) return { issues: [tooLarge(file, stats.size)] };
-      text = await handle.readFile("utf8");
-    } finally {
-      await handle.close();
-    }
+    // Checked before opening: opening a FIFO blocks, and a device such as /dev/zero never ends.
+    const stats = await stat(file);
+    const refused = stats.isDirectory()
+      ? "is a directory, not a routes.yaml file"
+      : !stats.isFile()
+        ? "is not a regular file"
+        : undefined;
+    if (refused) return { issues: [{ location: file, path: "", message: refused, severity: "error" }] };
+    if (stats.size > MAX_CONFIG_BYTES) return { issues: [tooLarge(file, String(stats.size))] };
+    // At most one byte past the cap, in case the file grew since stat().
+    const chunks: Buffer[] = [];
+    for await (const chunk of createReadStream(file, { start: 0, end: MAX_CONFIG_BYTES })) chunks.push(chunk);
+    const bytes = Buffer.concat(chunks);
+    if (bytes.length > MAX_CONFIG_BYTES) return { issues: [tooLarge(file, `over ${MAX_CONFIG_BYTES}`)] };
+    text = bytes.toString("utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const message =

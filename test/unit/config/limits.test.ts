@@ -1,6 +1,8 @@
 // routes.yaml is read on every reload of a running proxy: no file, however large or broken, may
 // make loading throw, stall for long, or print an unbounded list of issues.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, openSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -86,4 +88,24 @@ test("capping counts warnings apart and keeps a config that has only warnings va
     `… and ${121 - MAX_REPORTED_ISSUES} more warnings (only the first ${MAX_REPORTED_ISSUES} are listed)`,
   );
   assert.deepEqual(config.warnings, issues);
+});
+
+test("a FIFO or device as routes.yaml is refused without opening it (opening a FIFO blocks)", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "eap-limits-"));
+  const fifo = join(dir, "routes.yaml");
+  execFileSync("mkfifo", [fifo]);
+  // Unblocks a reader stuck in open(), so a failing run ends instead of hanging.
+  t.after(async () => {
+    closeSync(openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK));
+    await rm(dir, { recursive: true, force: true });
+  });
+  for (const file of [fifo, "/dev/zero"]) {
+    const result = await Promise.race([
+      loadConfig(file, ENV),
+      new Promise<"still reading">((resolve) => setTimeout(resolve, 2000, "still reading").unref()),
+    ]);
+    assert.deepEqual(result, {
+      issues: [{ location: file, path: "", message: "is not a regular file", severity: "error" }],
+    });
+  }
 });
