@@ -21,12 +21,14 @@ export function workloadIdentityEnvironment(env: NodeJS.ProcessEnv): WorkloadIde
   return found;
 }
 
-// "$${" writes a literal "${". Substitution happens after YAML parsing, so a value can hold any characters.
-
 export type Interpolation = { ok: true; value: string } | { ok: false; message: string };
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/**
+ * Substitutes ${VAR} and ${VAR:-default} in one string value; "$${" writes a literal "${".
+ * Substitution happens after YAML parsing, so a value can hold any characters.
+ */
 export function interpolateEnv(text: string, env: NodeJS.ProcessEnv): Interpolation {
   if (!text.includes("${")) return { ok: true, value: text };
   let out = "";

@@ -1,7 +1,8 @@
-// Everything about routes.yaml that one key cannot tell on its own: identity references, prefix
-// normalisation and uniqueness, service presets in the chosen cloud, which identities a service
-// accepts, workload-identity settings from the environment — plus the warnings `check` prints.
-// Each route and identity is checked on its own, so one broken entry does not hide the others' problems.
+// Each section of routes.yaml parsed once by its zod schema, then everything one key cannot tell on
+// its own: identity references, prefix normalisation and uniqueness, service presets in the chosen
+// cloud, which identities a service accepts, workload-identity settings from the environment — plus
+// the warnings `check` prints. Each route and identity is checked on its own, so one broken entry
+// does not hide the others' problems.
 import { dirname, resolve as resolvePath } from "node:path";
 import type * as z from "zod";
 import type { ConfigIssue } from "../errors.ts";
