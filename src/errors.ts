@@ -81,7 +81,10 @@ export interface ConfigIssue {
   severity: "error" | "warning";
 }
 
+/** routes.yaml has errors; `issues` lists them. */
 export class ConfigError extends Error {
+  /** Stable, for callers and tests to match on instead of the message. */
+  readonly code = "config_invalid";
   readonly issues: ConfigIssue[];
   constructor(issues: ConfigIssue[]) {
     super(issues.map(formatConfigIssue).join("\n"));

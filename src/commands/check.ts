@@ -7,7 +7,8 @@ import { reportRouteToken, type TokenCache } from "./token-report.ts";
 
 const HELP = `Usage: entra-auth-proxy check [--config routes.yaml] [--online]
 
-Validates routes.yaml and prints every problem at once, as file:line:column path: message.
+Validates routes.yaml and prints every problem at once, as file:line:column path: message
+(the first 100, then how many more there are). routes.yaml may be at most 1 MiB.
 The config path comes from --config, else $ROUTES_FILE, else ./routes.yaml.
 
 Options:

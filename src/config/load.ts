@@ -1,14 +1,13 @@
-// Loads routes.yaml once: YAML with positions → ${VAR} substitution → zod shape → cross-checks →
+// Loads routes.yaml once: YAML with positions → ${VAR} substitution → each section parsed by zod and cross-checked →
 // one typed ProxyConfig. Every problem is collected and returned together (never thrown), each with
 // file:line:column and a path such as routes[2].identity.
-import { readFile, stat } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import type { ConfigIssue } from "../errors.ts";
 import { resolveConfig } from "./resolve.ts";
-import { routesFileSchema } from "./schema.ts";
 import { readYamlSource } from "./source.ts";
 import type { ProxyConfig } from "./types.ts";
-import { zodIssuesToConfigIssues } from "./zod-issues.ts";
 
 export interface ConfigResult {
   /** Present only when there is no error (warnings are allowed; they are also in config.warnings). */
@@ -16,6 +15,15 @@ export interface ConfigResult {
   /** Errors and warnings, in file order. */
   issues: ConfigIssue[];
 }
+
+/**
+ * The largest routes.yaml accepted. Real files are a few kilobytes; a file this big is a mistake
+ * (a wrong file mounted, a generator gone wrong), and parsing it would stall every reload.
+ */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** Issues reported at most, in file order; the rest are counted in one last issue. */
+export const MAX_REPORTED_ISSUES = 100;
 
 export interface ParseOptions {
   /** Epoch ms used for "API key expired" warnings; default Date.now(). */
@@ -32,32 +40,65 @@ export function parseConfig(
   env: NodeJS.ProcessEnv,
   options: ParseOptions = {},
 ): ConfigResult {
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > MAX_CONFIG_BYTES) return { issues: [tooLarge(file, String(bytes))] };
   const source = readYamlSource(text, file, env);
+  // Lists here can be as long as the file allows: they are appended in loops, never spread into a call.
   const issues = [...source.issues];
-  if (source.value === undefined) return { issues: sortByPosition(issues) };
+  if (source.value === undefined) return { issues: capIssues(sortByPosition(issues), file) };
 
   // A value whose ${VAR} could not be expanded is reported once, not again for its unexpanded text.
   const unexpanded = new Set(source.issues.filter((i) => i.severity === "error").map((i) => i.path));
-  const fresh = (list: ConfigIssue[]) => list.filter((i) => !unexpanded.has(i.path));
+  const addFresh = (list: readonly ConfigIssue[]) => {
+    for (const issue of list) if (!unexpanded.has(issue.path)) issues.push(issue);
+  };
 
-  const shape = routesFileSchema.safeParse(source.value);
-  if (!shape.success) {
-    issues.push(...fresh(zodIssuesToConfigIssues(shape.error.issues, source.value, source.locator)));
-  }
-
-  const resolved = resolveConfig(source.value, shape.success, {
+  const resolved = resolveConfig(source.value, {
     file: resolvePath(file),
     env,
     locator: source.locator,
     now: options.now ?? Date.now(),
   });
-  issues.push(...fresh(resolved.issues));
-  const sorted = sortByPosition(issues);
+  addFresh(resolved.issues);
+  const sorted = capIssues(sortByPosition(issues), file);
   if (!resolved.config || sorted.some((i) => i.severity === "error")) return { issues: sorted };
   return {
     config: { ...resolved.config, warnings: sorted.filter((i) => i.severity === "warning") },
     issues: sorted,
   };
+}
+
+/** `size`: the byte count, or "over N" when the reading stopped at the cap. */
+function tooLarge(file: string, size: string): ConfigIssue {
+  return {
+    location: file,
+    path: "",
+    message: `the file is ${size} bytes; routes.yaml may be at most ${MAX_CONFIG_BYTES} bytes (1 MiB)`,
+    severity: "error",
+  };
+}
+
+/**
+ * The first MAX_REPORTED_ISSUES issues, then one that counts the rest — an error when any of the
+ * rest is one, so capping never turns a broken config into a valid one.
+ */
+function capIssues(issues: ConfigIssue[], file: string): ConfigIssue[] {
+  if (issues.length <= MAX_REPORTED_ISSUES) return issues;
+  const rest = issues.slice(MAX_REPORTED_ISSUES);
+  const errors = rest.filter((i) => i.severity === "error").length;
+  const warnings = rest.length - errors;
+  const counts = [errors > 0 ? `${errors} more errors` : "", warnings > 0 ? `${warnings} more warnings` : ""]
+    .filter(Boolean)
+    .join(" and ");
+  return [
+    ...issues.slice(0, MAX_REPORTED_ISSUES),
+    {
+      location: file,
+      path: "",
+      message: `… and ${counts} (only the first ${MAX_REPORTED_ISSUES} are listed)`,
+      severity: errors > 0 ? "error" : "warning",
+    },
+  ];
 }
 
 /** Reads and validates routes.yaml; a missing or unreadable file is an issue, not an exception. */
@@ -68,14 +109,21 @@ export async function loadConfig(
 ): Promise<ConfigResult> {
   let text: string;
   try {
-    if ((await stat(file)).isDirectory()) {
-      return {
-        issues: [
-          { location: file, path: "", message: "is a directory, not a routes.yaml file", severity: "error" },
-        ],
-      };
-    }
-    text = await readFile(file, "utf8");
+    // Checked before opening: opening a FIFO blocks, and a device such as /dev/zero never ends.
+    const stats = await stat(file);
+    const refused = stats.isDirectory()
+      ? "is a directory, not a routes.yaml file"
+      : !stats.isFile()
+        ? "is not a regular file"
+        : undefined;
+    if (refused) return { issues: [{ location: file, path: "", message: refused, severity: "error" }] };
+    if (stats.size > MAX_CONFIG_BYTES) return { issues: [tooLarge(file, String(stats.size))] };
+    // At most one byte past the cap, in case the file grew since stat().
+    const chunks: Buffer[] = [];
+    for await (const chunk of createReadStream(file, { start: 0, end: MAX_CONFIG_BYTES })) chunks.push(chunk);
+    const bytes = Buffer.concat(chunks);
+    if (bytes.length > MAX_CONFIG_BYTES) return { issues: [tooLarge(file, `over ${MAX_CONFIG_BYTES}`)] };
+    text = bytes.toString("utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const message =

@@ -1,10 +1,12 @@
-// Everything about routes.yaml that one key cannot tell on its own: identity references, prefix
-// normalisation and uniqueness, service presets in the chosen cloud, which identities a service
-// accepts, workload-identity settings from the environment — plus the warnings `check` prints.
-// Each route and identity is checked on its own, so one broken entry does not hide the others' problems.
+// Each section of routes.yaml parsed once by its zod schema, then everything one key cannot tell on
+// its own: identity references, prefix normalisation and uniqueness, service presets in the chosen
+// cloud, which identities a service accepts, workload-identity settings from the environment — plus
+// the warnings `check` prints. Each route and identity is checked on its own, so one broken entry
+// does not hide the others' problems.
 import { dirname, resolve as resolvePath } from "node:path";
 import type * as z from "zod";
 import type { ConfigIssue } from "../errors.ts";
+import { workloadIdentityEnvironment } from "./environment.ts";
 import { defaultMethods, FLOW_SCOPE, presetsApplyIn, resolveCloud, resolveRouteTarget } from "./presets.ts";
 import {
   CREDENTIAL_KEYS,
@@ -14,18 +16,23 @@ import {
   isLoopbackHost,
   listenSchema,
   type RouteInput,
-  routeSchema,
+  type RouteTargetInput,
+  routeSettingsSchema,
+  routeTargetSchema,
+  topLevelSchema,
+  withoutTargetKeys,
 } from "./schema.ts";
 import { formatPath, type PathSegment, type SourceLocator } from "./source.ts";
 import type {
   AccessConfig,
+  AppRegistrationIdentity,
   CloudConfig,
-  CredentialConfig,
   IdentityConfig,
   ListenConfig,
   ProxyConfig,
   RouteConfig,
 } from "./types.ts";
+import { operatorMessage, zodIssuesToConfigIssues } from "./zod-issues.ts";
 
 export interface ResolveContext {
   /** Absolute path of routes.yaml; relative file paths in it are taken from its directory. */
@@ -48,28 +55,36 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * Cross-checks the raw (already ${VAR}-substituted) document and, when `schemaValid` and nothing
- * here is an error, builds the ProxyConfig. Shape errors are zod's (reported by the caller); this
- * never repeats them.
+ * Parses each section of the raw (already ${VAR}-substituted) document once — its shape errors
+ * mapped to file:line:column — cross-checks them, and builds the ProxyConfig when nothing is an error.
  */
 export function resolveConfig(
   raw: unknown,
-  schemaValid: boolean,
   ctx: ResolveContext,
 ): { config?: ProxyConfig; issues: ConfigIssue[] } {
   const issues: ConfigIssue[] = [];
   const report: Reporter = (severity, path, message, options = {}) => {
     issues.push({ location: ctx.locator.locate(path, options), path: formatPath(path), message, severity });
   };
-  const doc = isRecord(raw) ? raw : {};
+  const parse = <T extends z.ZodType>(
+    schema: T,
+    value: unknown,
+    base: PathSegment[],
+  ): z.output<T> | undefined => {
+    const result = schema.safeParse(value, { error: operatorMessage });
+    if (result.success) return result.data;
+    for (const issue of zodIssuesToConfigIssues(result.error.issues, raw, ctx.locator, base))
+      issues.push(issue);
+    return undefined;
+  };
   const dir = dirname(ctx.file);
   const file = (p: string) => resolvePath(dir, p);
 
-  const listen = resolveListen(doc.listen, report, file);
-  const cloudResult = cloudSchema.safeParse(doc.cloud ?? "public");
-  const cloud: CloudConfig | undefined = cloudResult.success ? resolveCloud(cloudResult.data) : undefined;
-  const warmupValue = doc.warmup;
-  const warmup = warmupValue === undefined ? true : warmupValue === true || warmupValue === "true";
+  const top = parse(topLevelSchema, raw, []);
+  const doc = isRecord(raw) ? raw : {};
+  const listen = resolveListen(parse(listenSchema, doc.listen ?? {}, ["listen"]), report, file);
+  const cloudInput = parse(cloudSchema, doc.cloud === undefined ? "public" : doc.cloud, ["cloud"]);
+  const cloud: CloudConfig | undefined = cloudInput === undefined ? undefined : resolveCloud(cloudInput);
 
   // Identities: names, then each one's credential.
   const rawIdentities = isRecord(doc.identities) ? doc.identities : {};
@@ -84,9 +99,10 @@ export function resolveConfig(
         { key: true },
       );
     }
-    const parsed = identitySchema.safeParse(rawIdentities[name]);
-    if (!parsed.success) continue;
-    const identity = buildIdentity(name, parsed.data, ctx.env, file, report);
+    if (!isRecord(rawIdentities[name])) continue; // reported by the top level
+    const input = parse(identitySchema, rawIdentities[name], ["identities", name]);
+    if (input === undefined) continue;
+    const identity = buildIdentity(name, input, ctx.env, file, report);
     if (identity) identities[name] = identity;
   }
 
@@ -96,8 +112,10 @@ export function resolveConfig(
   const prefixes = new Map<string, number>();
   const usedIdentities = new Set<string>();
   rawRoutes.forEach((rawRoute: unknown, index) => {
-    if (!isRecord(rawRoute)) return;
+    if (!isRecord(rawRoute)) return; // reported by the top level
     const at = (...rest: PathSegment[]): PathSegment[] => ["routes", index, ...rest];
+    const settings = parse(routeSettingsSchema, withoutTargetKeys(rawRoute), at());
+    const targeting = parse(routeTargetSchema, rawRoute, at());
 
     let prefix: string | undefined;
     if (typeof rawRoute.prefix === "string" && rawRoute.prefix !== "") {
@@ -121,15 +139,29 @@ export function resolveConfig(
       }
     }
 
-    // Presets and identity rules need only these keys: check them even when another key is broken.
-    const targeting = routeTargetingSchema.safeParse(rawRoute);
-    if (!targeting.success) return;
+    if (targeting === undefined) return;
     const identity = identityName === undefined ? undefined : identities[identityName];
     // With a broken cloud: block (already reported), check against the public cloud's presets.
-    const target = checkRouteTarget(targeting.data, cloud ?? resolveCloud("public"), identity, at, report);
-    const parsed = routeSchema.safeParse(rawRoute);
-    if (!parsed.success || prefix === undefined || !target || !cloud) return;
-    routes.push(buildRoute(parsed.data, prefix, cloud, target, identity, at, report, ctx.now));
+    const target = checkRouteTarget(targeting, cloud ?? resolveCloud("public"), identity, at, report);
+    if (settings === undefined || prefix === undefined || !target || !cloud) return;
+    const route = buildRoute(
+      { ...settings, ...targeting },
+      prefix,
+      cloud,
+      target,
+      identity,
+      at,
+      report,
+      ctx.now,
+    );
+    if (route.rewriteLinks && listen && listen.publicUrl === undefined && listen.publicHosts.length === 0) {
+      report(
+        "warning",
+        at("rewriteLinks"),
+        `route ${prefix} rewrites links but neither listen.publicUrl nor listen.publicHosts is set, so rewritten links fall back to the listener's own address; set one of them to the address callers use`,
+      );
+    }
+    routes.push(route);
   });
 
   for (const name of identityNames) {
@@ -139,14 +171,14 @@ export function resolveConfig(
   }
 
   const hasErrors = issues.some((i) => i.severity === "error");
-  if (!schemaValid || hasErrors || !listen || !cloud || routes.length !== rawRoutes.length) {
+  if (!top || hasErrors || !listen || !cloud || routes.length !== rawRoutes.length) {
     return { issues };
   }
   return {
     config: {
       file: ctx.file,
       listen,
-      warmup,
+      warmup: top.warmup,
       cloud,
       identities,
       routes,
@@ -157,13 +189,11 @@ export function resolveConfig(
 }
 
 function resolveListen(
-  value: unknown,
+  l: z.output<typeof listenSchema> | undefined,
   report: Reporter,
   file: (p: string) => string,
 ): ListenConfig | undefined {
-  const parsed = listenSchema.safeParse(value ?? {});
-  if (!parsed.success) return undefined;
-  const l = parsed.data;
+  if (l === undefined) return undefined;
   if (l.port !== 0 && l.port === l.adminPort) {
     report(
       "error",
@@ -175,6 +205,7 @@ function resolveListen(
     host: l.host,
     port: l.port,
     adminPort: l.adminPort,
+    publicHosts: l.publicHosts,
     trustProxy: l.trustProxy,
     drainTimeoutMs: l.drainTimeoutMs,
   };
@@ -192,7 +223,15 @@ function buildIdentity(
 ): IdentityConfig | undefined {
   const at = (...rest: PathSegment[]): PathSegment[] => ["identities", name, ...rest];
   const kind = CREDENTIAL_KEYS.find((k) => input[k] !== undefined);
-  let credential: CredentialConfig;
+  if (kind === undefined) return undefined;
+  if (kind === "managedIdentity") {
+    const miClientId = input.managedIdentity?.clientId;
+    return {
+      name,
+      credential: miClientId === undefined ? { kind } : { kind, clientId: miClientId },
+    };
+  }
+  let credential: AppRegistrationIdentity["credential"];
   let tenantId = input.tenantId;
   let clientId = input.clientId;
   switch (kind) {
@@ -203,19 +242,20 @@ function buildIdentity(
       credential = { kind, clientSecretFile: file(input.clientSecretFile!) };
       break;
     case "certificate": {
+      // The schema proved: pfxFile alone, or certFile with keyFile.
       const c = input.certificate!;
-      credential = { kind };
-      if (c.certFile !== undefined) credential.certFile = file(c.certFile);
-      if (c.keyFile !== undefined) credential.keyFile = file(c.keyFile);
-      if (c.pfxFile !== undefined) credential.pfxFile = file(c.pfxFile);
-      if (c.passphrase !== undefined) credential.passphrase = c.passphrase;
+      const passphrase = c.passphrase === undefined ? {} : { passphrase: c.passphrase };
+      if (c.pfxFile !== undefined) credential = { kind, pfxFile: file(c.pfxFile), ...passphrase };
+      else if (c.certFile !== undefined && c.keyFile !== undefined) {
+        credential = { kind, certFile: file(c.certFile), keyFile: file(c.keyFile), ...passphrase };
+      } else return undefined;
       break;
     }
     case "workloadIdentity": {
-      // AKS workload identity: the webhook injects these three variables into the pod.
-      tenantId ??= nonEmptyEnv(env, "AZURE_TENANT_ID");
-      clientId ??= nonEmptyEnv(env, "AZURE_CLIENT_ID");
-      const tokenFile = input.workloadIdentity?.tokenFile ?? nonEmptyEnv(env, "AZURE_FEDERATED_TOKEN_FILE");
+      const injected = workloadIdentityEnvironment(env);
+      tenantId ??= injected.tenantId;
+      clientId ??= injected.clientId;
+      const tokenFile = input.workloadIdentity?.tokenFile ?? injected.tokenFile;
       if (tenantId === undefined) {
         report("error", at(), "tenantId is required: set it here or in AZURE_TENANT_ID");
       }
@@ -233,33 +273,18 @@ function buildIdentity(
       credential = { kind, tokenFile: file(tokenFile) };
       break;
     }
-    case "managedIdentity": {
-      const miClientId = input.managedIdentity?.clientId;
-      credential = miClientId === undefined ? { kind } : { kind, clientId: miClientId };
-      break;
-    }
     case "user": {
+      // The schema proved: password or passwordFile, not both.
       const u = input.user!;
-      credential = { kind, username: u.username };
-      if (u.password !== undefined) credential.password = u.password;
-      if (u.passwordFile !== undefined) credential.passwordFile = file(u.passwordFile);
+      if (u.passwordFile !== undefined) {
+        credential = { kind, username: u.username, passwordFile: file(u.passwordFile) };
+      } else if (u.password !== undefined) credential = { kind, username: u.username, password: u.password };
+      else return undefined;
       break;
     }
-    default:
-      return undefined;
   }
-  const identity: IdentityConfig = { name, credential };
-  if (kind !== "managedIdentity") {
-    if (tenantId === undefined || clientId === undefined) return undefined;
-    identity.tenantId = tenantId;
-    identity.clientId = clientId;
-  }
-  return identity;
-}
-
-function nonEmptyEnv(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const value = env[name];
-  return value === undefined || value === "" ? undefined : value;
+  if (tenantId === undefined || clientId === undefined) return undefined;
+  return { name, tenantId, clientId, credential };
 }
 
 /** Characters a path segment may hold unencoded (RFC 3986 pchar), plus "/". */
@@ -291,11 +316,6 @@ const APP_KINDS = new Set([
   "managedIdentity",
 ]);
 
-/** The keys of a route that decide its upstream, scope and identity rules. */
-const routeTargetingSchema = routeSchema
-  .pick({ service: true, identity: true, upstream: true, scope: true, url: true, region: true })
-  .loose();
-
 interface ResolvedTarget {
   upstream: string;
   scope: string;
@@ -305,7 +325,7 @@ interface ResolvedTarget {
 }
 
 function checkRouteTarget(
-  input: z.output<typeof routeTargetingSchema>,
+  input: RouteTargetInput,
   cloud: CloudConfig,
   identity: IdentityConfig | undefined,
   at: (...rest: PathSegment[]) => PathSegment[],

@@ -131,6 +131,33 @@ const host = nonEmpty.superRefine((value, ctx) => {
   }
 });
 
+/** "proxy.contoso.example", "proxy.contoso.example:8443", "[2001:db8::1]:8443" — a Host header value. */
+export function hostPortProblem(value: string): string | undefined {
+  if (value === "") return undefined; // reported as "must not be empty"
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value)) {
+    return "must be a host[:port] as in a Host header, without a scheme (e.g. proxy.contoso.example)";
+  }
+  if (/[/?#@]/.test(value)) return "must be a host[:port] only, without a path, query or user";
+  const match = /^(\[[^\]]*\]|[^:]*)(?::(\d{1,5}))?$/.exec(value);
+  const host = match?.[1] ?? "";
+  const hostOk = host.startsWith("[")
+    ? isIP(host.slice(1, -1)) === 6
+    : isIP(host) === 4 || /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host);
+  if (!match || !hostOk) {
+    return "must be a host name or IP address with an optional :port (IPv6 in brackets, e.g. [2001:db8::1]:8443)";
+  }
+  if (match[2] !== undefined && Number(match[2]) > 65535) return "the port must be 0…65535";
+  return undefined;
+}
+
+/** Host header values are case-insensitive: stored lower-case so they compare with a lower-cased Host. */
+const hostPort = nonEmpty
+  .superRefine((value, ctx) => {
+    const problem = hostPortProblem(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
+  .transform((value) => value.toLowerCase());
+
 const filePath = nonEmpty;
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -173,6 +200,7 @@ export const listenSchema = z.strictObject({
   })
     .transform((v) => v.replace(/\/+$/, ""))
     .optional(),
+  publicHosts: z.array(hostPort).default([]),
   trustProxy: z.array(cidr).default([]),
   tls: z.strictObject({ certFile: filePath, keyFile: filePath }).optional(),
   drainTimeoutMs: integer(0, 3_600_000).default(20_000),
@@ -443,8 +471,8 @@ const method = z
   .transform((m) => m.toUpperCase())
   .pipe(z.enum(ROUTE_METHODS, { error: `must be one of ${ROUTE_METHODS.join(", ")}` }));
 
-export const routeSchema = z.strictObject({
-  prefix: nonEmpty,
+/** The keys of a route that decide its upstream, scope and identity rules. */
+const routeTargetShape = {
   service: z.enum(SERVICE_NAMES, { error: `must be one of ${SERVICE_NAMES.join(", ")}` }).optional(),
   identity: nonEmpty,
   upstream: urlString({
@@ -477,6 +505,11 @@ export const routeSchema = z.strictObject({
     })
     .optional(),
   region: nonEmpty.optional(),
+};
+
+/** Every other key of a route. */
+const routeSettingsShape = {
+  prefix: nonEmpty,
   methods: z.array(method).min(1, "list at least one method, or leave methods out").optional(),
   paths: z.array(glob).min(1, "list at least one glob, or leave paths out").optional(),
   timeoutMs: integer(1, 3_600_000).default(30_000),
@@ -484,9 +517,29 @@ export const routeSchema = z.strictObject({
   maxConcurrent: integer(1, 1_000_000).default(256),
   rewriteLinks: boolean.default(false),
   access: accessSchema,
-});
+};
 
-export type RouteInput = z.output<typeof routeSchema>;
+const { prefix, ...routeOptionsShape } = routeSettingsShape;
+
+/** A route as routes.yaml spells it (design.md), keys in the order the docs list them. */
+export const routeSchema = z.strictObject({ prefix, ...routeTargetShape, ...routeOptionsShape });
+
+// A route is parsed in two halves that validate disjoint keys, each once: the targeting half on
+// its own, so preset and identity rules are still checked when another key is broken.
+
+/** The targeting keys; other keys are ignored here. */
+export const routeTargetSchema = z.object(routeTargetShape);
+
+/** Every other key, given the route without its targeting keys: unknown keys are reported here. */
+export const routeSettingsSchema = z.strictObject(routeSettingsShape);
+
+/** The route without its targeting keys, for routeSettingsSchema. */
+export function withoutTargetKeys(route: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(route).filter(([key]) => !Object.hasOwn(routeTargetShape, key)));
+}
+
+export type RouteTargetInput = z.output<typeof routeTargetSchema>;
+export type RouteInput = RouteTargetInput & z.output<typeof routeSettingsSchema>;
 
 // ---------------------------------------------------------------- the file
 
@@ -498,7 +551,16 @@ export const routesFileSchema = z.strictObject({
   routes: z.array(routeSchema).min(1, "list at least one route"),
 });
 
-export type RoutesFileInput = z.output<typeof routesFileSchema>;
+/**
+ * The top level alone: each section under it (listen, cloud, every identity, every route) is
+ * parsed once on its own, so one broken section hides nothing of the others.
+ */
+export const topLevelSchema = routesFileSchema.extend({
+  listen: z.unknown().optional(),
+  cloud: z.unknown().optional(),
+  identities: z.record(z.string(), z.looseObject({})),
+  routes: z.array(z.looseObject({})).min(1, "list at least one route"),
+});
 
 /** Messages for a required key that is missing, where "is required" alone does not help. */
 export const MISSING_KEY_HINTS: Readonly<Record<string, string>> = {
@@ -511,60 +573,39 @@ export const MISSING_KEY_HINTS: Readonly<Record<string, string>> = {
 
 /**
  * The keys a strict object at `path` accepts (to suggest one for a misspelt key), or undefined.
- * Walks zod's definitions through optional/default/pipe/union wrappers.
+ * Walks the schemas through optional/default/pipe/union wrappers with zod's public accessors.
  */
 export function knownKeysAt(
   path: readonly PropertyKey[],
-  schema: z.ZodType = routesFileSchema,
+  schema: z.core.$ZodType = routesFileSchema,
 ): string[] | undefined {
-  const candidates = objectSchemasAt(schema, path);
+  const candidates = objectShapesAt(schema, path);
   const keys = new Set<string>();
   for (const candidate of candidates) for (const key of Object.keys(candidate)) keys.add(key);
   return keys.size > 0 ? [...keys] : undefined;
 }
 
-interface Def {
-  type: string;
-  innerType?: z.ZodType;
-  in?: z.ZodType;
-  out?: z.ZodType;
-  shape?: Record<string, z.ZodType>;
-  element?: z.ZodType;
-  valueType?: z.ZodType;
-  options?: z.ZodType[];
-}
-
-function defOf(schema: z.ZodType): Def {
-  return (schema as unknown as { _zod: { def: Def } })._zod.def;
-}
-
-function objectSchemasAt(schema: z.ZodType, path: readonly PropertyKey[]): Array<Record<string, z.ZodType>> {
-  const def = defOf(schema);
-  switch (def.type) {
-    case "optional":
-    case "nullable":
-    case "default":
-    case "prefault":
-    case "readonly":
-    case "catch":
-    case "nonoptional":
-      return def.innerType ? objectSchemasAt(def.innerType, path) : [];
-    case "pipe": {
-      const side = def.in && defOf(def.in).type !== "transform" ? def.in : def.out;
-      return side ? objectSchemasAt(side, path) : [];
-    }
-    case "union":
-      return (def.options ?? []).flatMap((o) => objectSchemasAt(o, path));
-    case "object": {
-      if (path.length === 0) return def.shape ? [def.shape] : [];
-      const next = def.shape?.[String(path[0])];
-      return next ? objectSchemasAt(next, path.slice(1)) : [];
-    }
-    case "array":
-      return path.length > 0 && def.element ? objectSchemasAt(def.element, path.slice(1)) : [];
-    case "record":
-      return path.length > 0 && def.valueType ? objectSchemasAt(def.valueType, path.slice(1)) : [];
-    default:
-      return [];
+function objectShapesAt(
+  schema: z.core.$ZodType,
+  path: readonly PropertyKey[],
+): Array<Record<string, unknown>> {
+  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable || schema instanceof z.ZodDefault) {
+    return objectShapesAt(schema.unwrap(), path);
   }
+  if (schema instanceof z.ZodPipe) {
+    // z.preprocess(fn, schema) is a pipe from a transform; x.transform(fn) a pipe into one.
+    return objectShapesAt(schema.in instanceof z.ZodTransform ? schema.out : schema.in, path);
+  }
+  if (schema instanceof z.ZodUnion) return schema.options.flatMap((o) => objectShapesAt(o, path));
+  if (schema instanceof z.ZodObject) {
+    if (path.length === 0) return [schema.shape];
+    const next = schema.shape[String(path[0])];
+    return next ? objectShapesAt(next, path.slice(1)) : [];
+  }
+  if (schema instanceof z.ZodArray)
+    return path.length > 0 ? objectShapesAt(schema.element, path.slice(1)) : [];
+  if (schema instanceof z.ZodRecord) {
+    return path.length > 0 ? objectShapesAt(schema.valueType, path.slice(1)) : [];
+  }
+  return [];
 }

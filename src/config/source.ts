@@ -12,7 +12,7 @@ import {
   parseDocument,
 } from "yaml";
 import type { ConfigIssue } from "../errors.ts";
-import { interpolateEnv } from "./interpolate.ts";
+import { interpolateEnv } from "./environment.ts";
 
 export type PathSegment = string | number;
 

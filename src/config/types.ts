@@ -9,8 +9,11 @@ export interface ListenConfig {
   port: number; // default 8080
   adminPort: number; // default 9090
   publicUrl?: string;
-  /** Without publicUrl: Host values believed when rewriting upstream URLs to the proxy's. */
-  publicHosts?: string[];
+  /**
+   * Without publicUrl: the Host values (lower-case host[:port]) believed when rewriting links and
+   * Location headers to the proxy — never any Host the caller sends. Default [].
+   */
+  publicHosts: string[];
   trustProxy: string[]; // CIDRs (or single addresses) of peers whose X-Forwarded-* are believed
   tls?: { certFile: string; keyFile: string };
   drainTimeoutMs: number; // default 20000
@@ -23,24 +26,71 @@ export interface CloudConfig {
   authorityHost: string;
 }
 
+// Each credential kind carries exactly what validation proved for it: one `kind` to switch on, and
+// the fields that kind requires typed as present (fields of the other variant typed as absent).
+
+export interface ClientSecretCredential {
+  kind: "clientSecret";
+  clientSecret: string;
+}
+
+export interface ClientSecretFileCredential {
+  kind: "clientSecretFile";
+  clientSecretFile: string;
+}
+
+/** PEM certificate and key, or one PFX file — never both. */
+export type CertificateCredential =
+  | { kind: "certificate"; certFile: string; keyFile: string; passphrase?: string; pfxFile?: undefined }
+  | { kind: "certificate"; pfxFile: string; passphrase?: string; certFile?: undefined; keyFile?: undefined };
+
+export interface WorkloadIdentityCredential {
+  kind: "workloadIdentity";
+  /** From workloadIdentity.tokenFile, else AZURE_FEDERATED_TOKEN_FILE (read by the config loader). */
+  tokenFile: string;
+}
+
+export interface ManagedIdentityCredential {
+  kind: "managedIdentity";
+  /** User-assigned identity; absent for the system-assigned one. */
+  clientId?: string;
+}
+
+/** ROPC: the password written in routes.yaml, or a file holding it — never both. */
+export type UserCredential =
+  | { kind: "user"; username: string; password: string; passwordFile?: undefined }
+  | { kind: "user"; username: string; passwordFile: string; password?: undefined };
+
 export type CredentialConfig =
-  | { kind: "clientSecret"; clientSecret: string }
-  | { kind: "clientSecretFile"; clientSecretFile: string }
-  | { kind: "certificate"; certFile?: string; keyFile?: string; passphrase?: string; pfxFile?: string }
-  | { kind: "workloadIdentity"; tokenFile?: string }
-  | { kind: "managedIdentity"; clientId?: string }
-  | { kind: "user"; username: string; password?: string; passwordFile?: string };
+  | ClientSecretCredential
+  | ClientSecretFileCredential
+  | CertificateCredential
+  | WorkloadIdentityCredential
+  | ManagedIdentityCredential
+  | UserCredential;
 
 export type CredentialKind = CredentialConfig["kind"];
 
-export interface IdentityConfig {
+/**
+ * An identity signs in to its tenant as its app registration; workload identity's ids may come from
+ * AZURE_TENANT_ID / AZURE_CLIENT_ID, already filled in here by the config loader.
+ */
+export interface AppRegistrationIdentity {
   name: string;
-  /** Absent only for managedIdentity. */
-  tenantId?: string;
-  /** Absent only for managedIdentity (system-assigned). */
-  clientId?: string;
-  credential: CredentialConfig;
+  tenantId: string;
+  clientId: string;
+  credential: Exclude<CredentialConfig, ManagedIdentityCredential>;
 }
+
+/** A managed identity belongs to its Azure resource's tenant and names no app registration. */
+export interface ManagedIdentityConfig {
+  name: string;
+  tenantId?: undefined;
+  clientId?: undefined;
+  credential: ManagedIdentityCredential;
+}
+
+export type IdentityConfig = AppRegistrationIdentity | ManagedIdentityConfig;
 
 export interface ApiKeyConfig {
   name: string;

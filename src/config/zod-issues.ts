@@ -1,12 +1,33 @@
 // Turns zod issues into ConfigIssues: a routes.yaml path (routes[2].identity), the file:line:column
 // of the offending YAML node, and a message written for the operator. Values are never echoed,
-// since many of them are secrets.
+// since many of them are secrets. Issues are told apart by their code, never by their message.
 import type * as z from "zod";
 import type { ConfigIssue } from "../errors.ts";
 import { knownKeysAt, MISSING_KEY_HINTS } from "./schema.ts";
 import { formatPath, type PathSegment, type SourceLocator } from "./source.ts";
 
 type ZodIssue = z.core.$ZodIssue;
+
+/**
+ * The message of every issue the schemas give none of their own — pass it to safeParse as
+ * `{ error: operatorMessage }`, so the text never depends on zod's default (English) wording.
+ */
+export const operatorMessage: z.core.$ZodErrorMap = (issue) => {
+  switch (issue.code) {
+    case "invalid_type":
+      return typeMessage(issue.expected, issue.input);
+    case "invalid_value":
+      return `must be one of ${issue.values.map(String).join(", ")}`;
+    case "too_small":
+      return `must be at least ${String(issue.minimum)}`;
+    case "too_big":
+      return `must be at most ${String(issue.maximum)}`;
+    case "invalid_union":
+      return "does not match any of the accepted forms";
+    default:
+      return undefined;
+  }
+};
 
 export function zodIssuesToConfigIssues(
   issues: readonly ZodIssue[],
@@ -39,15 +60,10 @@ export function zodIssuesToConfigIssues(
         break;
       }
       case "invalid_type": {
-        const value = valueAt(raw, path);
-        if (value === undefined) {
-          const last = path.at(-1);
+        const last = path.at(-1);
+        if (valueAt(raw, path) === undefined) {
           error(path, (typeof last === "string" && MISSING_KEY_HINTS[last]) || `${String(last)} is required`);
-        } else if (!issue.message.startsWith("Invalid input")) {
-          error(path, issue.message);
-        } else {
-          error(path, typeMessage(issue.expected, value));
-        }
+        } else error(path, issue.message);
         break;
       }
       case "invalid_union": {
@@ -58,30 +74,11 @@ export function zodIssuesToConfigIssues(
               (i) => i.path.length === 0 && (i.code === "invalid_type" || i.code === "invalid_value"),
             ),
         );
-        if (viable.length === 1) out.push(...zodIssuesToConfigIssues(viable[0]!, raw, locator, path));
-        else error(path, issue.message);
+        if (viable.length === 1) {
+          for (const nested of zodIssuesToConfigIssues(viable[0]!, raw, locator, path)) out.push(nested);
+        } else error(path, issue.message);
         break;
       }
-      case "invalid_value":
-        error(
-          path,
-          issue.message.startsWith("Invalid option")
-            ? `must be one of ${issue.values.map(String).join(", ")}`
-            : issue.message,
-        );
-        break;
-      case "too_small":
-        error(
-          path,
-          issue.message.startsWith("Too small") ? `must be at least ${String(issue.minimum)}` : issue.message,
-        );
-        break;
-      case "too_big":
-        error(
-          path,
-          issue.message.startsWith("Too big") ? `must be at most ${String(issue.maximum)}` : issue.message,
-        );
-        break;
       default:
         error(path, issue.message);
     }

@@ -148,7 +148,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       router: new Router(routes),
       clientIp: new ClientIpResolver(cfg.listen.trustProxy),
       publicUrl: cfg.listen.publicUrl,
-      publicHosts: new Set((cfg.listen.publicHosts ?? []).map((h) => h.toLowerCase())),
+      publicHosts: new Set(cfg.listen.publicHosts),
     };
   };
   let routing = buildRouting(config);

@@ -123,3 +123,51 @@ test("check: the repository's example routes.yaml passes with its environment va
   assert.equal(await run(["--config", resolve(import.meta.dirname, "../../../routes.yaml")], unset), 1);
   assert.match(unset.err(), /environment variable TENANT_ID is not set/);
 });
+
+test("check: an oversized routes.yaml exits 1 with one clean line, no stack trace", async (t) => {
+  const text = `routes:\n${"  - 1\n".repeat(200_000)}`;
+  const file = await tempFile(t, "routes.yaml", text);
+  const io = captureIO();
+  assert.equal(await main(["check", "--config", file], io), 1);
+  assert.equal(io.out(), "");
+  assert.equal(
+    io.err(),
+    `${file}: the file is ${Buffer.byteLength(text)} bytes; routes.yaml may be at most 1048576 bytes (1 MiB)\n`,
+  );
+});
+
+test("check: a file with thousands of errors prints the first 100 and a count of the rest, exit 1", async (t) => {
+  const file = await tempFile(t, "routes.yaml", withRoutes("  - 1\n".repeat(5_000)));
+  const io = captureIO();
+  assert.equal(await main(["check", "--config", file], io), 1);
+  const lines = io.err().trim().split("\n");
+  assert.equal(lines.length, 101);
+  // File order: the two unused identities' warnings, then one error per list item.
+  assert.match(lines[0]!, /identities\.app: warning: identity "app" is not used by any route$/);
+  assert.match(lines[2]!, /routes\.yaml:\d+:5 routes\[0\]: expected a map \(key: value\), got a number$/);
+  assert.equal(lines[100], `${file}: … and 4902 more errors (only the first 100 are listed)`);
+  assert.doesNotMatch(io.err(), /\n\s+at /);
+});
+
+test("check: a rewriteLinks route without listen.publicUrl or publicHosts is a warning on stderr, exit 0", async (t) => {
+  const yaml = VALID.replace(
+    "    identity: app\n    access:\n",
+    "    identity: app\n    rewriteLinks: true\n    access:\n",
+  );
+  const file = await tempFile(t, "routes.yaml", yaml);
+  const io = captureIO();
+  assert.equal(await run(["--config", file], io), 0);
+  assert.match(
+    io.err(),
+    /routes\.yaml:\d+:19 routes\[0\]\.rewriteLinks: warning: route \/powerplatform rewrites links but neither listen\.publicUrl nor listen\.publicHosts is set/,
+  );
+
+  const withHosts = await tempFile(
+    t,
+    "routes.yaml",
+    `listen: { publicHosts: [proxy.contoso.example] }\n${yaml}`,
+  );
+  const quiet = captureIO();
+  assert.equal(await run(["--config", withHosts], quiet), 0, quiet.err());
+  assert.doesNotMatch(quiet.err(), /rewriteLinks/);
+});

@@ -1,10 +1,34 @@
-// ${VAR} and ${VAR:-default} in routes.yaml string values, from the environment. "$${" writes a
-// literal "${". Substitution happens after YAML parsing, so a value can hold any characters.
+// The only place the config loader reads the environment: ${VAR} and ${VAR:-default} in routes.yaml
+// string values, and the AKS workload-identity defaults. Everything read here ends up resolved in
+// ProxyConfig, so no other module needs to read these variables again.
+
+/** What the AKS workload-identity webhook injects into the pod; an empty variable counts as unset. */
+export interface WorkloadIdentityEnvironment {
+  tenantId?: string;
+  clientId?: string;
+  tokenFile?: string;
+}
+
+export function workloadIdentityEnvironment(env: NodeJS.ProcessEnv): WorkloadIdentityEnvironment {
+  const read = (name: string) => (env[name] === "" ? undefined : env[name]);
+  const found: WorkloadIdentityEnvironment = {};
+  const tenantId = read("AZURE_TENANT_ID");
+  const clientId = read("AZURE_CLIENT_ID");
+  const tokenFile = read("AZURE_FEDERATED_TOKEN_FILE");
+  if (tenantId !== undefined) found.tenantId = tenantId;
+  if (clientId !== undefined) found.clientId = clientId;
+  if (tokenFile !== undefined) found.tokenFile = tokenFile;
+  return found;
+}
 
 export type Interpolation = { ok: true; value: string } | { ok: false; message: string };
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/**
+ * Substitutes ${VAR} and ${VAR:-default} in one string value; "$${" writes a literal "${".
+ * Substitution happens after YAML parsing, so a value can hold any characters.
+ */
 export function interpolateEnv(text: string, env: NodeJS.ProcessEnv): Interpolation {
   if (!text.includes("${")) return { ok: true, value: text };
   let out = "";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { interpolateEnv } from "../../../src/config/interpolate.ts";
+import { interpolateEnv, workloadIdentityEnvironment } from "../../../src/config/environment.ts";
 
 test("${VAR}, ${VAR:-default} and $${ escapes", () => {
   const env = { A: "alpha", EMPTY: "" };
@@ -27,4 +27,18 @@ test("unset variables, bad names and unterminated references are errors naming n
   assert.equal(interpolateEnv("${A B}", {}).ok, false);
   assert.match((interpolateEnv("${A", {}) as { message: string }).message, /unterminated/);
   assert.match((interpolateEnv("${A:-${B}}", {}) as { message: string }).message, /nested/);
+});
+
+test("workload identity defaults: AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE; empty counts as unset", () => {
+  assert.deepEqual(
+    workloadIdentityEnvironment({
+      AZURE_TENANT_ID: "t",
+      AZURE_CLIENT_ID: "c",
+      AZURE_FEDERATED_TOKEN_FILE: "/var/run/token",
+    }),
+    { tenantId: "t", clientId: "c", tokenFile: "/var/run/token" },
+  );
+  assert.deepEqual(workloadIdentityEnvironment({ AZURE_TENANT_ID: "", AZURE_CLIENT_ID: "c" }), {
+    clientId: "c",
+  });
 });
