@@ -65,10 +65,11 @@ test("IdP outage of 3× the token lifetime: serve while valid, 503 after, back o
     .map((r) => ({ at: r.at, msAfterExp: r.at - expiryOf(r.headers.authorization), status: r.status }))
     .filter((r) => r.msAfterExp >= 0);
   assert.deepEqual(late, [], "requests that reached the upstream with an expired token");
-  // While the token was usable (before its safety margin): 200.
+  // While the token was usable (before its safety margin): 200. The token was requested late in a
+  // second, so it has about 1.2 s of use: a loaded machine may fit only a few calls in.
   const beforeExpiry = seen.filter((s) => s.at < tokenExpiry - marginMs);
   assert.ok(
-    beforeExpiry.length > 5 && beforeExpiry.every((s) => s.status === 200),
+    beforeExpiry.length >= 3 && beforeExpiry.every((s) => s.status === 200),
     `200 while the token is valid: ${beforeExpiry.map((s) => s.status)}`,
   );
   // After expiry: only 503 token_unavailable with Retry-After.
