@@ -257,18 +257,18 @@ abstract class MsalSource implements TokenSource {
         describeAcquisitionFailure(new Error("identity provider returned no token")),
       );
     }
+    // Without an expires_in (an endpoint that sends only expires_on), msal-node's own times.
     const answer = this.network.lastTokenAnswer;
-    if (!answer) {
-      // No expires_in seen (e.g. an endpoint that sends only expires_on): msal-node's own times.
-      const token: AcquiredToken = { accessToken: result.accessToken, expiresOn: result.expiresOn.getTime() };
-      if (result.refreshOn) token.refreshOn = result.refreshOn.getTime();
-      return token;
-    }
     const token: AcquiredToken = {
       accessToken: result.accessToken,
-      expiresOn: answer.sentAt + answer.expiresInSec * 1000,
+      expiresOn: answer ? answer.sentAt + answer.expiresInSec * 1000 : result.expiresOn.getTime(),
     };
-    if (answer.refreshInSec !== undefined) token.refreshOn = answer.sentAt + answer.refreshInSec * 1000;
+    // msal-node derives a refresh time for long-lived managed-identity tokens sent without refresh_in.
+    const refreshOn =
+      answer?.refreshInSec !== undefined
+        ? answer.sentAt + answer.refreshInSec * 1000
+        : result.refreshOn?.getTime();
+    if (refreshOn !== undefined) token.refreshOn = refreshOn;
     return token;
   }
 
