@@ -1,4 +1,5 @@
-// A token's claims, summarised for people (check --online, token): never the token itself.
+// A token's claims, summarised for people (check --online, token): never the token itself; and the
+// times a token carries, which decide how long the cache may serve it.
 import { decodeJwt } from "jose";
 
 export interface ClaimsSummary {
@@ -68,4 +69,26 @@ export function audienceVerdict(
       ? `aud is ${s.aud} — matches route ${prefix}`
       : `aud is ${s.aud}, but route ${prefix} asks for ${expected}: check the route's scope`,
   };
+}
+
+export interface TokenValidity {
+  /** Epoch ms of the `exp` claim. */
+  expiresOn: number;
+  /** Epoch ms of `iat`, else `nbf`, when present. */
+  issuedAt?: number;
+}
+
+/** The token's own `exp` (and `iat`/`nbf`), unverified; undefined for an opaque token or one without `exp`. */
+export function validityOf(accessToken: string): TokenValidity | undefined {
+  let claims: Record<string, unknown>;
+  try {
+    claims = decodeJwt(accessToken) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const ms = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v * 1000 : undefined);
+  const expiresOn = ms(claims.exp);
+  if (expiresOn === undefined) return undefined;
+  const issuedAt = ms(claims.iat) ?? ms(claims.nbf);
+  return issuedAt === undefined ? { expiresOn } : { expiresOn, issuedAt };
 }

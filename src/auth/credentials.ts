@@ -21,9 +21,9 @@ import { readPfx } from "./pfx.ts";
 
 export interface AcquiredToken {
   accessToken: string;
-  /** Epoch ms. */
+  /** Epoch ms: expires_in counted from before the request was sent (the cache prefers the token's `exp`). */
   expiresOn: number;
-  /** Epoch ms: Entra's refresh_in, when it sent one. */
+  /** Epoch ms: Entra's refresh_in, counted the same way, when it sent one. */
   refreshOn?: number;
 }
 
@@ -121,11 +121,20 @@ export function createTokenSource(
   }
 }
 
+/** The lifetimes of the last token response, and when its request was sent (epoch ms). */
+interface TokenAnswer {
+  sentAt: number;
+  expiresInSec: number;
+  refreshInSec?: number;
+}
+
 /**
  * msal-node network module: global fetch with a timeout (msal sets none), and it remembers the
  * last Retry-After so our back-off can honour it.
  */
 class TimedFetchClient implements INetworkModule {
+  /** msal-node counts expires_in from its request time rounded to the nearest second; we keep the exact one. */
+  lastTokenAnswer: TokenAnswer | undefined;
   lastRetryAfterMs: number | undefined;
   lastStatus: number | undefined;
   /** Entra's error text from the last failed answer (discovery errors lose it inside msal-node). */
@@ -134,6 +143,10 @@ class TimedFetchClient implements INetworkModule {
 
   constructor(timeoutMs: number) {
     this.timeoutMs = timeoutMs;
+  }
+
+  forgetTokenAnswer(): void {
+    this.lastTokenAnswer = undefined;
   }
 
   sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
@@ -155,6 +168,7 @@ class TimedFetchClient implements INetworkModule {
     const init: RequestInit = { method, signal: AbortSignal.timeout(this.timeoutMs) };
     if (options?.headers) init.headers = options.headers;
     if (method === "POST") init.body = options?.body ?? "";
+    const sentAt = Date.now();
     const response = await fetch(url, init);
     const headers: Record<string, string> = {};
     response.headers.forEach((value, key) => {
@@ -163,12 +177,27 @@ class TimedFetchClient implements INetworkModule {
     this.lastStatus = response.status;
     this.lastRetryAfterMs = parseRetryAfter(headers["retry-after"]);
     const body = (await response.json()) as T;
+    const answer = response.ok ? tokenAnswer(body, sentAt) : undefined;
+    if (answer) this.lastTokenAnswer = answer;
     if (response.status >= 400) {
       const description = (body as { error_description?: unknown } | null)?.error_description;
       if (typeof description === "string") this.lastErrorDescription = description;
     }
     return { headers, body, status: response.status };
   }
+}
+
+/** expires_in / refresh_in of a token response (numbers, or numeric strings from managed identity). */
+function tokenAnswer(body: unknown, sentAt: number): TokenAnswer | undefined {
+  if (typeof body !== "object" || body === null || !("access_token" in body)) return undefined;
+  const seconds = (v: unknown) => {
+    const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
+    return typeof n === "number" && Number.isFinite(n) && n > 0 ? n : undefined;
+  };
+  const expiresInSec = seconds((body as { expires_in?: unknown }).expires_in);
+  if (expiresInSec === undefined) return undefined;
+  const refreshInSec = seconds((body as { refresh_in?: unknown }).refresh_in);
+  return refreshInSec === undefined ? { sentAt, expiresInSec } : { sentAt, expiresInSec, refreshInSec };
 }
 
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
@@ -202,6 +231,7 @@ abstract class MsalSource implements TokenSource {
 
   async acquire(): Promise<AcquiredToken> {
     let result: AuthenticationResult | null;
+    this.network.forgetTokenAnswer();
     try {
       result = await this.request();
     } catch (err) {
@@ -227,8 +257,18 @@ abstract class MsalSource implements TokenSource {
         describeAcquisitionFailure(new Error("identity provider returned no token")),
       );
     }
-    const token: AcquiredToken = { accessToken: result.accessToken, expiresOn: result.expiresOn.getTime() };
-    if (result.refreshOn) token.refreshOn = result.refreshOn.getTime();
+    // Without an expires_in (an endpoint that sends only expires_on), msal-node's own times.
+    const answer = this.network.lastTokenAnswer;
+    const token: AcquiredToken = {
+      accessToken: result.accessToken,
+      expiresOn: answer ? answer.sentAt + answer.expiresInSec * 1000 : result.expiresOn.getTime(),
+    };
+    // msal-node derives a refresh time for long-lived managed-identity tokens sent without refresh_in.
+    const refreshOn =
+      answer?.refreshInSec !== undefined
+        ? answer.sentAt + answer.refreshInSec * 1000
+        : result.refreshOn?.getTime();
+    if (refreshOn !== undefined) token.refreshOn = refreshOn;
     return token;
   }
 

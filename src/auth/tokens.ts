@@ -2,7 +2,8 @@
 // background, back-off with jitter on failure, and never an expired token (design.md "Tokens").
 import { ProxyError } from "../errors.ts";
 import type { AcquisitionFailure } from "./aadsts.ts";
-import { type AcquiredToken, TokenAcquisitionError, type TokenSource } from "./credentials.ts";
+import { TokenAcquisitionError, type TokenSource } from "./credentials.ts";
+import { type TokenSchedule, tokenSchedule } from "./expiry.ts";
 
 export type RefreshTrigger = "initial" | "proactive" | "upstream_401";
 
@@ -33,7 +34,7 @@ export interface TokenProviderOptions {
   backoff?: BackoffPolicy;
   /** Longest a caller waits for an acquisition before getting token_unavailable. */
   acquireTimeoutMs?: number;
-  /** At most one renewal per this interval is caused by upstream 401s. */
+  /** A token obtained by a 401 renewal is not renewed again on a 401 for this long. */
   rejectionRenewalIntervalMs?: number;
   onAcquisition?: (event: AcquisitionEvent) => void;
 }
@@ -41,7 +42,7 @@ export interface TokenProviderOptions {
 export interface TokenState {
   identity: string;
   scope: string;
-  /** Epoch ms of the cached token's expiry, if any. */
+  /** Epoch ms of the cached token's expiry (its `exp`), if any; it is served until a margin before. */
   expiresOn?: number;
   /** Epoch ms when it will be refreshed. */
   refreshAt?: number;
@@ -53,23 +54,15 @@ export interface TokenState {
   nextAttemptAt?: number;
 }
 
-interface CachedToken {
+interface CachedToken extends TokenSchedule {
   accessToken: string;
-  expiresOn: number;
-  refreshAt: number;
-  /** An upstream has answered something other than 401 to this token. */
-  accepted?: boolean;
+  /** Epoch ms when the request for it was started. */
+  requestedAt: number;
+  /** What caused the acquisition: a token renewed because of a 401 is not renewed again for a while. */
+  trigger: RefreshTrigger;
 }
 
-const FIVE_MINUTES = 5 * 60_000;
 const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000 };
-
-/** When to refresh: Entra's refresh_in if sent, else when min(5 min, half the lifetime) remains. */
-export function refreshTime(token: AcquiredToken, acquiredAt: number): number {
-  if (token.refreshOn !== undefined && token.refreshOn < token.expiresOn) return token.refreshOn;
-  const lifetime = Math.max(0, token.expiresOn - acquiredAt);
-  return token.expiresOn - Math.min(FIVE_MINUTES, lifetime / 2);
-}
 
 export class TokenProvider {
   readonly identity: string;
@@ -90,7 +83,6 @@ export class TokenProvider {
   private lastAttemptAt: number | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  private lastRejectionRenewalAt = Number.NEGATIVE_INFINITY;
   private readonly rejectionRenewalIntervalMs: number;
 
   constructor(options: TokenProviderOptions) {
@@ -113,7 +105,7 @@ export class TokenProvider {
     const cached = this.cached;
     if (!cached) return undefined;
     const now = this.now();
-    if (now >= cached.expiresOn) return undefined;
+    if (now >= cached.usableUntil) return undefined;
     if (now >= cached.refreshAt) this.refreshInBackground("proactive");
     return cached.accessToken;
   }
@@ -136,25 +128,20 @@ export class TokenProvider {
 
   /**
    * The upstream rejected `rejectedToken`: drop it (if it is still the cached one) and acquire a new
-   * one. Concurrent 401s share one acquisition.
+   * one, or return the cached token when it is not renewed. Concurrent 401s share one acquisition.
    */
   async renewAfterRejection(rejectedToken: string): Promise<string> {
     const now = this.now();
-    if (this.cached && now < this.cached.expiresOn) {
-      if (this.cached.accessToken !== rejectedToken) return this.cached.accessToken;
-      // A 401 storm (an upstream that refuses every token, even a fresh one) must not become an IdP
-      // storm: a renewed token that was never accepted is kept for a while and the 401s pass through.
-      // A token that worked before and is refused now (revoked) is always renewed.
-      if (
-        !this.inFlight &&
-        !this.cached.accepted &&
-        now - this.lastRejectionRenewalAt < this.rejectionRenewalIntervalMs
-      ) {
-        return this.cached.accessToken;
+    const cached = this.cached;
+    if (cached && now < cached.usableUntil) {
+      if (cached.accessToken !== rejectedToken) return cached.accessToken;
+      // A path that always answers 401 must not turn each request into a token request: a token
+      // that a 401 renewal obtained a moment ago is kept, and its 401s pass through.
+      if (cached.trigger === "upstream_401" && now - cached.requestedAt < this.rejectionRenewalIntervalMs) {
+        return cached.accessToken;
       }
     }
-    if (this.cached?.accessToken === rejectedToken) this.cached = undefined;
-    if (!this.inFlight) this.lastRejectionRenewalAt = now;
+    if (cached?.accessToken === rejectedToken) this.cached = undefined;
     if (!this.inFlight && now < this.nextAttemptAt) throw this.unavailable(now);
     try {
       return (await this.withTimeout(this.acquireSingleFlight("upstream_401"))).accessToken;
@@ -164,12 +151,12 @@ export class TokenProvider {
     }
   }
 
-  /** The upstream answered something other than 401 to `token`. */
-  markAccepted(token: string): void {
-    const cached = this.cached;
-    if (cached !== undefined && cached.accepted !== true && cached.accessToken === token)
-      cached.accepted = true;
-  }
+  /**
+   * The upstream answered something other than 401 to `token`.
+   * @deprecated Has no effect: whether a 401 renews a token depends only on how and when that token
+   * was obtained (design.md "Forwarding rules"). Kept so existing callers compile.
+   */
+  markAccepted(_token: string): void {}
 
   /** Acquire now (start-up warm-up); resolves either way. */
   async warm(): Promise<boolean> {
@@ -186,7 +173,7 @@ export class TokenProvider {
     const state: TokenState = {
       identity: this.identity,
       scope: this.scope,
-      valid: this.cached !== undefined && now < this.cached.expiresOn,
+      valid: this.cached !== undefined && now < this.cached.usableUntil,
       consecutiveFailures: this.consecutiveFailures,
     };
     if (this.cached) {
@@ -203,7 +190,7 @@ export class TokenProvider {
     return state;
   }
 
-  /** Seconds until the cached token expires (negative when expired), or undefined with none. */
+  /** Seconds until the cached token's `exp` (negative when expired), or undefined with none. */
   secondsToExpiry(): number | undefined {
     return this.cached ? (this.cached.expiresOn - this.now()) / 1000 : undefined;
   }
@@ -234,13 +221,13 @@ export class TokenProvider {
     this.lastAttemptAt = started;
     try {
       const token = await this.source.acquire();
-      const acquiredAt = this.now();
-      const cached = {
+      const cached: CachedToken = {
         accessToken: token.accessToken,
-        expiresOn: token.expiresOn,
-        refreshAt: refreshTime(token, acquiredAt),
+        requestedAt: started,
+        trigger,
+        ...tokenSchedule(token, started),
       };
-      if (cached.expiresOn <= acquiredAt) {
+      if (cached.usableUntil <= this.now()) {
         throw new TokenAcquisitionError({
           error: "expired_token",
           hint: "The identity provider issued a token that has already expired: check the clocks.",
@@ -284,7 +271,7 @@ export class TokenProvider {
       if (this.retryTimer) clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
-        if (this.cached && this.now() < this.cached.expiresOn) this.refreshInBackground("proactive");
+        if (this.cached && this.now() < this.cached.usableUntil) this.refreshInBackground("proactive");
       }, delay);
       this.retryTimer.unref();
     }

@@ -104,3 +104,35 @@ test("a second 401 is not retried again, and 100 concurrent 401s cause one token
   );
   assert.equal(renewals(metrics), 1);
 });
+
+test("alternating an always-401 path with a healthy one renews the token at most once per 30 s", async (t) => {
+  const stack = await startStack(t);
+  await (await stack.call("/powerplatform/x")).arrayBuffer();
+  const tokenRequests = () =>
+    stack.world.emulator.tokenRequests.filter((r) => r.grantType === "client_credentials").length;
+  const before = tokenRequests();
+  const started = Date.now();
+  for (let i = 0; i < 25; i++) {
+    const refused = await stack.call("/powerplatform/always401");
+    assert.equal(refused.status, 401);
+    await refused.arrayBuffer();
+    const healthy = await stack.call("/powerplatform/healthy");
+    assert.equal(healthy.status, 200);
+    await healthy.arrayBuffer();
+  }
+  const elapsedMs = Date.now() - started;
+  assert.ok(elapsedMs < 30_000, `the 50 calls fit in one 30 s window (${elapsedMs} ms)`);
+  const metrics = await stack.metrics();
+  const byRejection = ["success", "failure"].reduce(
+    (sum, result) =>
+      sum +
+      (metricValue(metrics, "entra_proxy_token_refreshes_total", {
+        ...PP,
+        result,
+        trigger: "upstream_401",
+      }) ?? 0),
+    0,
+  );
+  assert.equal(byRejection, 1, "one renewal caused by 401s in 30 s");
+  assert.equal(tokenRequests() - before, 1, "one token request reached the IdP");
+});

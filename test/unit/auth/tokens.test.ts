@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { AcquiredToken, TokenSource } from "../../../src/auth/credentials.ts";
 import { TokenAcquisitionError } from "../../../src/auth/credentials.ts";
-import { type AcquisitionEvent, refreshTime, TokenProvider } from "../../../src/auth/tokens.ts";
+import { type AcquisitionEvent, TokenProvider } from "../../../src/auth/tokens.ts";
 import { ProxyError } from "../../../src/errors.ts";
+import { jwt } from "./jwt.ts";
 
 /** A token source driven by the test: each acquire() waits for the test to settle it. */
 class ScriptedSource implements TokenSource {
@@ -66,10 +67,45 @@ test("200 concurrent cold requests cause exactly one token request", async (t) =
   assert.equal(source.calls, 1);
 });
 
-test("refresh time: refresh_in when sent, else min(5 min, half the lifetime) before expiry", () => {
-  assert.equal(refreshTime({ accessToken: "", expiresOn: 3_600_000, refreshOn: 1_800_000 }, 0), 1_800_000);
-  assert.equal(refreshTime({ accessToken: "", expiresOn: 3_600_000 }, 0), 3_300_000);
-  assert.equal(refreshTime({ accessToken: "", expiresOn: 60_000 }, 0), 30_000);
+test("expiry is the token's exp, earlier than acquiredAt + expires_in, less the safety margin", async (t) => {
+  const { source, provider, advance, now } = setup(1_000_700);
+  t.after(() => provider.close());
+  // Entra set iat (rounded down) before the answer travelled: exp = 1_060_000, while the answer
+  // arrives at 1_000_900 with expires_in 60 → the old reckoning said 1_060_900.
+  const iat = 1_000;
+  const exp = iat + 60;
+  const first = provider.get();
+  advance(200);
+  const acquiredAt = now();
+  source.succeed({ accessToken: jwt({ iat, nbf: iat, exp }), expiresOn: acquiredAt + 60_000 });
+  await first;
+  assert.equal(provider.state().expiresOn, exp * 1000, "/status shows the token's exp");
+  assert.equal(provider.secondsToExpiry(), (exp * 1000 - now()) / 1000, "the expiry gauge counts to exp");
+  // Margin min(30 s, 10 % of 60 s) = 6 s: served until exp − 6 s, not a millisecond longer.
+  advance(exp * 1000 - 6_000 - now() - 1);
+  assert.ok(provider.peek());
+  assert.equal(provider.state().valid, true);
+  advance(1);
+  assert.equal(provider.peek(), undefined, "counts as expired 6 s before exp");
+  assert.equal(provider.state().valid, false);
+  assert.ok(now() < acquiredAt + 60_000, "…long before acquiredAt + expires_in");
+});
+
+test("a token without exp expires expires_in after the request was sent, less the margin", async (t) => {
+  const { source, provider, advance, now } = setup();
+  t.after(() => provider.close());
+  const requestedAt = now();
+  const first = provider.get();
+  advance(300);
+  source.succeed({ accessToken: "opaque-token", expiresOn: requestedAt + 3_600_000 });
+  await first;
+  assert.equal(provider.state().expiresOn, requestedAt + 3_600_000);
+  // One hour: margin 30 s; refresh when 5 min remain.
+  assert.equal(provider.state().refreshAt, requestedAt + 3_300_000);
+  advance(requestedAt + 3_570_000 - now() - 1);
+  assert.equal(provider.peek(), "opaque-token");
+  advance(1);
+  assert.equal(provider.peek(), undefined);
 });
 
 test("a token near expiry is refreshed once in the background while it keeps being served", async (t) => {
@@ -196,33 +232,60 @@ test("a caller waiting on a hung IdP gets token_unavailable after the acquire ti
   assert.equal(await second, "late");
 });
 
-test("a 401 storm renews the token at most once per interval", async (t) => {
-  const { source, provider, now, advance } = setup();
+test("a token obtained by a 401 renewal is not renewed again on a 401 for 30 s", async (t) => {
+  const { source, provider, now, advance, events } = setup();
   t.after(() => provider.close());
   const first = provider.get();
   source.succeed({ accessToken: "tok-1", expiresOn: now() + 3_600_000 });
   await first;
+  // The first 401 on a token always renews it.
   const renewal = provider.renewAfterRejection("tok-1");
   await tick();
   source.succeed({ accessToken: "tok-2", expiresOn: now() + 3_600_000 });
   assert.equal(await renewal, "tok-2");
-  // The upstream refuses tok-2 as well: within 30 s no further token request is made.
-  for (let i = 0; i < 20; i++) assert.equal(await provider.renewAfterRejection("tok-2"), "tok-2");
+  // tok-2 came from a 401 renewal: for 30 s its 401s pass through, even when other requests with it
+  // succeed in between (one path always 401, another healthy).
+  for (let i = 0; i < 20; i++) {
+    provider.markAccepted("tok-2");
+    assert.equal(await provider.renewAfterRejection("tok-2"), "tok-2");
+    advance(1_000);
+  }
   assert.equal(source.calls, 2);
-  // …unless tok-2 had worked before (then a 401 means it was revoked): that case renews at once.
-  provider.markAccepted("tok-2");
-  const revoked = provider.renewAfterRejection("tok-2");
+  advance(9_999); // 29.999 s after tok-2 was requested
+  assert.equal(await provider.renewAfterRejection("tok-2"), "tok-2");
+  advance(1);
+  const later = provider.renewAfterRejection("tok-2");
   await tick();
   assert.equal(source.calls, 3);
   source.succeed({ accessToken: "tok-3", expiresOn: now() + 3_600_000 });
-  assert.equal(await revoked, "tok-3");
-  // tok-3 is refused without ever working: storm guard again, until the interval has passed.
-  assert.equal(await provider.renewAfterRejection("tok-3"), "tok-3");
+  assert.equal(await later, "tok-3");
+  assert.equal(await provider.renewAfterRejection("tok-3"), "tok-3", "tok-3 is guarded in its turn");
   assert.equal(source.calls, 3);
-  advance(30_000);
-  const later = provider.renewAfterRejection("tok-3");
+  assert.deepEqual(
+    events.map((e) => e.trigger),
+    ["initial", "upstream_401", "upstream_401"],
+  );
+});
+
+test("the first 401 on a proactively refreshed token renews it", async (t) => {
+  const { source, provider, now, advance } = setup();
+  t.after(() => provider.close());
+  const first = provider.get();
+  source.succeed({ accessToken: "tok-1", expiresOn: now() + 60_000 });
+  await first;
+  const renewal = provider.renewAfterRejection("tok-1");
+  await tick();
+  source.succeed({ accessToken: "tok-2", expiresOn: now() + 60_000 });
+  await renewal;
+  advance(31_000); // tok-2 reaches its refresh time
+  assert.equal(provider.peek(), "tok-2");
+  await tick();
+  source.succeed({ accessToken: "tok-3", expiresOn: now() + 60_000 });
+  await tick();
+  assert.equal(provider.peek(), "tok-3");
+  const renewed = provider.renewAfterRejection("tok-3");
   await tick();
   assert.equal(source.calls, 4);
-  source.succeed({ accessToken: "tok-4", expiresOn: now() + 3_600_000 });
-  assert.equal(await later, "tok-4");
+  source.succeed({ accessToken: "tok-4", expiresOn: now() + 60_000 });
+  assert.equal(await renewed, "tok-4");
 });
