@@ -151,13 +151,6 @@ export class TokenProvider {
     }
   }
 
-  /**
-   * The upstream answered something other than 401 to `token`.
-   * @deprecated Has no effect: whether a 401 renews a token depends only on how and when that token
-   * was obtained (design.md "Forwarding rules"). Kept so existing callers compile.
-   */
-  markAccepted(_token: string): void {}
-
   /** Acquire now (start-up warm-up); resolves either way. */
   async warm(): Promise<boolean> {
     try {

@@ -179,10 +179,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
         x.retried = true;
         upstream = await attempt(x, r, headers, body, fresh);
         if (upstream.statusCode === 401) count401(r, true);
-        else r.tokens.markAccepted(fresh);
       }
-    } else {
-      r.tokens.markAccepted(bearer);
     }
     passThrough(x, r, upstream);
   }
