@@ -38,7 +38,6 @@ export const PROXY_VARIANTS = [
   "no-request-log",
   "no-metrics",
   "no-log-no-metrics",
-  "no-buffer-reclaim",
   "plus-50us-cpu",
 ] as const;
 export type ProxyVariant = (typeof PROXY_VARIANTS)[number];

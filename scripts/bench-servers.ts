@@ -4,7 +4,7 @@
 //   node --expose-gc scripts/bench-servers.ts entra
 //   node --expose-gc scripts/bench-servers.ts bare  --upstream http://127.0.0.1:PORT [--bearer-length N]
 //   BENCH_WORLD=<json from entra> node --expose-gc scripts/bench-servers.ts proxy --upstream URL [--cold] [--log FILE]
-//        [--variant product|no-request-log|no-metrics|no-log-no-metrics|no-buffer-reclaim|plus-50us-cpu]   (what-if ablations)
+//        [--variant product|no-request-log|no-metrics|no-log-no-metrics|plus-50us-cpu]   (what-if ablations)
 //
 // upstream: a plain node:http server with fixed 1 KiB / 64 KiB JSON answers and streaming endpoints;
 //           it accepts any (or no) bearer, so all three configurations hit the identical upstream.
@@ -255,8 +255,6 @@ async function startEntraAuthProxy(
     logger,
     env,
     ports: { proxy: 0, admin: 0 },
-    // What-if: neither the reclaimer nor the heap growth factor it fixes (src/server/buffer-reclaimer.ts).
-    ...(variant === "no-buffer-reclaim" ? { bufferReclaimBytes: 0 } : {}),
   });
   if (!cold) {
     // warmup: true acquires the token in the background; the throughput runs start with it cached.

@@ -1250,7 +1250,7 @@ async function ablationRuns(upstreamUrl: string, bare: Child): Promise<AblationR
 function ablationMarkdown(results: AblationResult[]): string[] {
   const lines = [
     "",
-    `**What-if ablations of (c)** (1 KiB; each variant a fresh child; not product configurations — they price a cost): no-request-log = logger at warn; no-metrics = every metric update stubbed (prom-client \`inc\`/\`observe\` and the request counters); no-buffer-reclaim = without src/server/buffer-reclaimer.ts (and V8's adaptive heap growth); plus-50us-cpu = the product plus 50 µs of busy CPU per request (a known cost: the measures should show it).`,
+    `**What-if ablations of (c)** (1 KiB; each variant a fresh child; not product configurations — they price a cost): no-request-log = logger at warn; no-metrics = every metric update stubbed (prom-client \`inc\`/\`observe\` and the request counters); plus-50us-cpu = the product plus 50 µs of busy CPU per request (a known cost: the measures should show it).`,
     "",
     "| variant | req/s per round | mean req/s | ratio to (b) | p99 ms (mean) |",
     "|---|---:|---:|---:|---:|",
