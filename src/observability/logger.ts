@@ -24,6 +24,13 @@ const REDACT_PATHS = [
   'headers["cookie"]',
 ];
 
+/** The top-level keys of REDACT_PATHS: the request line writer censors these as pino's redact does. */
+const REDACTED_KEYS = new Set(REDACT_PATHS.filter((path) => /^\w+$/.test(path)));
+const CENSOR = "[redacted]";
+
+/** Where each logger made by createLogger writes (pino exposes no public way to ask a logger). */
+const destinations = new WeakMap<Logger, DestinationStream>();
+
 let lastMs = -1;
 let lastTime = "";
 let lastSecond = Number.NaN;
@@ -59,23 +66,23 @@ export function createLogger(options: { level?: string; destination?: Destinatio
   const config = {
     level: options.level ?? process.env.LOG_LEVEL ?? "info",
     base: { service: "entra-auth-proxy" },
-    redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+    redact: { paths: REDACT_PATHS, censor: CENSOR },
     timestamp: isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  if (options.destination) return pino(config, options.destination);
   // A person at a terminal gets readable lines; pipes and log collectors get JSON.
-  if (process.stdout.isTTY && process.env.LOG_FORMAT !== "json") {
+  if (!options.destination && process.stdout.isTTY && process.env.LOG_FORMAT !== "json") {
     return pino({ ...config, transport: { target: "pino-pretty", options: { colorize: true } } });
   }
-  return pino(config, logDestination());
+  const destination = options.destination ?? logDestination();
+  const logger = pino(config, destination);
+  destinations.set(logger, destination);
+  return logger;
 }
 
 /**
- * Lines are handed to the file writer in batches of about this many characters. Each write costs a
- * hand-off to libuv's thread pool and a file-system call whatever its size: writing 64 MiB of request
- * lines to a file took 1.1 µs of CPU per line in 16 KiB writes, 0.35–0.48 in 64 KiB ones, 0.24–0.34
- * in 128 KiB ones.
+ * Lines are handed to the file writer in batches of about this many characters: each write costs a
+ * hand-off to libuv's thread pool and a file-system call whatever its size.
  */
 export const BATCH_CHARS = 64 * 1024;
 /** A batch that is not full is handed over after at most this long. */
@@ -86,9 +93,7 @@ const BATCH_MS = 250;
  * and handed to pino's writer (sonic-boom) about 64 KiB at a time, or every 250 ms, because one write
  * per request line costs a syscall and a thread-pool round trip per request under load. (sonic-boom's
  * own `minLength` batching appends to one string and measures its byte length on every line, which
- * copies the growing buffer once per line.) Request lines wait in the batch as their fields and are
- * turned into text when the batch is handed over (see requestLogger). Pending lines are written
- * synchronously at exit.
+ * copies the growing buffer once per line.) Pending lines are written synchronously at exit.
  */
 export function logDestination(file?: string): DestinationStream {
   const writer = pino.destination({
@@ -104,23 +109,8 @@ type SonicBoom = ReturnType<typeof pino.destination>;
 const unflushed = new Set<BatchedDestination>();
 let exitHookInstalled = false;
 
-/** A request line waiting in a batch, as fields: formatted when the batch is handed over. */
-class PendingRequestLine {
-  readonly line: RequestLine;
-  readonly time: number;
-  readonly bindings: string;
-  constructor(line: RequestLine, time: number, bindings: string) {
-    this.line = line;
-    this.time = time;
-    this.bindings = bindings;
-  }
-}
-
-/** Characters a request line is counted as toward the batch size before it is formatted. */
-const REQUEST_LINE_CHARS = 300;
-
 class BatchedDestination implements DestinationStream {
-  private lines: Array<string | PendingRequestLine> = [];
+  private lines: string[] = [];
   private chars = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly writer: SonicBoom;
@@ -147,17 +137,8 @@ class BatchedDestination implements DestinationStream {
   }
 
   write(line: string): void {
-    this.add(line, line.length);
-  }
-
-  /** A request line, kept as its fields until the batch is handed over. */
-  writeRequestLine(line: RequestLine, time: number, bindings: string): void {
-    this.add(new PendingRequestLine(line, time, bindings), REQUEST_LINE_CHARS);
-  }
-
-  private add(line: string | PendingRequestLine, chars: number): void {
     this.lines.push(line);
-    this.chars += chars;
+    this.chars += line.length;
     if (this.chars >= BATCH_CHARS) {
       this.handOver();
     } else if (this.timer === undefined) {
@@ -187,12 +168,7 @@ class BatchedDestination implements DestinationStream {
     this.clearTimer();
     unflushed.delete(this);
     if (this.chars === 0) return;
-    const lines = this.lines;
-    for (let i = 0; i < lines.length; i++) {
-      const l = lines[i]!;
-      if (typeof l !== "string") lines[i] = formatRequestLine(l.line, l.time, l.bindings);
-    }
-    const batch = lines.join("");
+    const batch = this.lines.join("");
     this.lines = [];
     this.chars = 0;
     this.writer.write(batch);
@@ -204,76 +180,60 @@ class BatchedDestination implements DestinationStream {
   }
 }
 
-/** The per-request line's fields (design.md "Logs"), in the order they are written. */
-export interface RequestLine {
-  requestId: string;
-  route: string;
-  method: string | undefined;
-  /** Without the query (see safePath). */
-  path: string;
-  status: number;
-  upstreamStatus: number | undefined;
-  durationMs: number;
-  identity: string | undefined;
-  principal: string | undefined;
-  retried: boolean;
-  error: string | undefined;
-}
+/**
+ * The per-request line's fields (design.md "Logs"): requestId, route, method, path (without the query,
+ * see safePath), status, upstreamStatus, durationMs, identity, principal, retried, error, and whatever
+ * the request path adds. Plain values only; undefined ones are left out, as pino leaves them out.
+ */
+export type RequestLine = Readonly<Record<string, string | number | boolean | undefined>>;
 
 /**
  * The writer of the per-request line: exactly the JSON `logger.info({ msg: "request", ...line })`
- * writes (same level, time, bindings, key order, undefined fields left out), to the logger's own
- * destination, built by one fixed-shape function. pino's general path — redaction, serializers, a
- * key-by-key walk — costs more than the rest of the line at thousands of requests a second, and the
- * line carries only values the proxy produced (ids, route and identity names, a query-less path,
- * status codes), never headers or bodies. With the batched destination the line waits in the batch as
- * its fields (and the time) and is formatted with the rest of the batch: formatting fifty lines in a
- * row costs a fraction of formatting each one between the other work of its request.
+ * writes (same level, time, bindings, key order, redacted keys), written straight to the logger's
+ * destination. pino's general path — redaction and a key-by-key walk that handles any value — costs
+ * more than the rest of the line at thousands of requests a second, and the line holds only plain
+ * values. It uses pino's public API only (level and bindings); a logger not made by createLogger,
+ * such as the pretty one at a terminal, gets pino's own path.
  */
 export function requestLogger(logger: Logger): (line: RequestLine) => void {
-  const internals = logger as unknown as Record<symbol, unknown>;
-  const stream = internals[pino.symbols.streamSym] as DestinationStream;
-  const bindings = internals[pino.symbols.chindingsSym] as string;
-  if (stream instanceof BatchedDestination) {
-    return (l) => {
-      if (logger.isLevelEnabled("info")) stream.writeRequestLine(l, Date.now(), bindings);
-    };
+  const destination = destinations.get(logger);
+  if (destination === undefined) {
+    return (line) => logger.info({ msg: "request", ...line });
   }
-  return (l) => {
-    if (logger.isLevelEnabled("info")) stream.write(formatRequestLine(l, Date.now(), bindings));
+  let bindings = "";
+  for (const [key, value] of Object.entries(logger.bindings())) {
+    bindings += `,${JSON.stringify(key)}:${JSON.stringify(value)}`;
+  }
+  return (line) => {
+    if (logger.isLevelEnabled("info")) destination.write(formatRequestLine(line, Date.now(), bindings));
   };
 }
 
-function formatRequestLine(l: RequestLine, time: number, bindings: string): string {
-  let line = `{"level":"info"${isoTimeAt(time)}${bindings},"msg":"request","requestId":${JSON.stringify(l.requestId)},"route":${quoted(l.route)}`;
-  if (l.method !== undefined) line += `,"method":${quoted(l.method)}`;
-  line += `,"path":${JSON.stringify(l.path)},"status":${l.status}`;
-  if (l.upstreamStatus !== undefined) line += `,"upstreamStatus":${l.upstreamStatus}`;
-  line += `,"durationMs":${l.durationMs}`;
-  if (l.identity !== undefined) line += `,"identity":${quoted(l.identity)}`;
-  if (l.principal !== undefined) line += `,"principal":${quoted(l.principal)}`;
-  line += `,"retried":${l.retried}`;
-  if (l.error !== undefined) line += `,"error":${quoted(l.error)}`;
-  return `${line}}\n`;
+function formatRequestLine(line: RequestLine, time: number, bindings: string): string {
+  let json = `{"level":"info"${isoTimeAt(time)}${bindings},"msg":"request"`;
+  for (const key in line) {
+    const value = line[key];
+    let text: string;
+    if (typeof value === "string") text = JSON.stringify(value);
+    else if (typeof value === "number") text = Number.isFinite(value) ? String(value) : "null";
+    else if (typeof value === "boolean") text = value ? "true" : "false";
+    else continue; // undefined, and anything but a plain value (objects could carry secrets unredacted)
+    json += `${keyPrefix(key)}${REDACTED_KEYS.has(key) ? `"${CENSOR}"` : text}`;
+  }
+  return `${json}}\n`;
 }
 
-/** How many distinct values `quoted` remembers. */
-const QUOTED_MAX = 512;
-const quotedCache = new Map<string, string>();
+/** `,"key":` by key: the request path writes the same few field names on every line. */
+const keyPrefixes = new Map<string, string>();
 
-/**
- * JSON.stringify of a value from a small set — a route, method, identity, principal or error code —
- * remembered: the same few strings recur on every line, and a lookup costs less than re-escaping them
- * (0.75–0.96 µs a line instead of 1.07–1.87, format and join, in a tight loop). Past QUOTED_MAX
- * values (principals of many JWT callers, say) new ones are no longer remembered.
- */
-function quoted(value: string): string {
-  let json = quotedCache.get(value);
-  if (json === undefined) {
-    json = JSON.stringify(value);
-    if (quotedCache.size < QUOTED_MAX) quotedCache.set(value, json);
+function keyPrefix(key: string): string {
+  let prefix = keyPrefixes.get(key);
+  if (prefix === undefined) {
+    prefix = `,${JSON.stringify(key)}:`;
+    // Field names come from the code, so they are few; a bound keeps a mistake from growing the map.
+    if (keyPrefixes.size < 256) keyPrefixes.set(key, prefix);
   }
-  return json;
+  return prefix;
 }
 
 /** Removes query values that must never be logged (SAS signatures, codes, keys). */
