@@ -93,7 +93,9 @@ const BATCH_MS = 250;
  * and handed to pino's writer (sonic-boom) about 64 KiB at a time, or every 250 ms, because one write
  * per request line costs a syscall and a thread-pool round trip per request under load. (sonic-boom's
  * own `minLength` batching appends to one string and measures its byte length on every line, which
- * copies the growing buffer once per line.) Pending lines are written synchronously at exit.
+ * copies the growing buffer once per line.) Request lines wait in the batch as their fields and are
+ * turned into text when the batch is handed over (see requestLogger). Pending lines are written
+ * synchronously at exit.
  */
 export function logDestination(file?: string): DestinationStream {
   const writer = pino.destination({
@@ -109,8 +111,23 @@ type SonicBoom = ReturnType<typeof pino.destination>;
 const unflushed = new Set<BatchedDestination>();
 let exitHookInstalled = false;
 
+/** A request line waiting in a batch, as fields: formatted when the batch is handed over. */
+class PendingRequestLine {
+  readonly line: RequestLine;
+  readonly time: number;
+  readonly bindings: string;
+  constructor(line: RequestLine, time: number, bindings: string) {
+    this.line = line;
+    this.time = time;
+    this.bindings = bindings;
+  }
+}
+
+/** Characters a request line is counted as toward the batch size before it is formatted. */
+const REQUEST_LINE_CHARS = 300;
+
 class BatchedDestination implements DestinationStream {
-  private lines: string[] = [];
+  private lines: Array<string | PendingRequestLine> = [];
   private chars = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly writer: SonicBoom;
@@ -137,8 +154,17 @@ class BatchedDestination implements DestinationStream {
   }
 
   write(line: string): void {
+    this.add(line, line.length);
+  }
+
+  /** A request line, kept as its fields until the batch is handed over. */
+  writeRequestLine(line: RequestLine, time: number, bindings: string): void {
+    this.add(new PendingRequestLine(line, time, bindings), REQUEST_LINE_CHARS);
+  }
+
+  private add(line: string | PendingRequestLine, chars: number): void {
     this.lines.push(line);
-    this.chars += line.length;
+    this.chars += chars;
     if (this.chars >= BATCH_CHARS) {
       this.handOver();
     } else if (this.timer === undefined) {
@@ -168,7 +194,12 @@ class BatchedDestination implements DestinationStream {
     this.clearTimer();
     unflushed.delete(this);
     if (this.chars === 0) return;
-    const batch = this.lines.join("");
+    const lines = this.lines;
+    for (let i = 0; i < lines.length; i++) {
+      const l = lines[i]!;
+      if (typeof l !== "string") lines[i] = formatRequestLine(l.line, l.time, l.bindings);
+    }
+    const batch = lines.join("");
     this.lines = [];
     this.chars = 0;
     this.writer.write(batch);
@@ -189,11 +220,14 @@ export type RequestLine = Readonly<Record<string, string | number | boolean | un
 
 /**
  * The writer of the per-request line: exactly the JSON `logger.info({ msg: "request", ...line })`
- * writes (same level, time, bindings, key order, redacted keys), written straight to the logger's
- * destination. pino's general path — redaction and a key-by-key walk that handles any value — costs
- * more than the rest of the line at thousands of requests a second, and the line holds only plain
- * values. It uses pino's public API only (level and bindings); a logger not made by createLogger,
- * such as the pretty one at a terminal, gets pino's own path.
+ * writes (same level, time, bindings, key order, redacted keys), to the destination createLogger gave
+ * the logger. pino's general path — redaction with wildcard paths and a key-by-key walk that handles
+ * any value — costs several times the rest of the line at thousands of requests a second
+ * (scripts/bench-request-log.ts), and the line holds only plain values. With the batched destination
+ * the line waits in the batch as its fields and is formatted with the rest of the batch, which costs
+ * less than formatting it between the other work of its request. It uses pino's public API only
+ * (level and bindings); a logger not made by createLogger, such as the pretty one at a terminal, gets
+ * pino's own path.
  */
 export function requestLogger(logger: Logger): (line: RequestLine) => void {
   const destination = destinations.get(logger);
@@ -203,6 +237,11 @@ export function requestLogger(logger: Logger): (line: RequestLine) => void {
   let bindings = "";
   for (const [key, value] of Object.entries(logger.bindings())) {
     bindings += `,${JSON.stringify(key)}:${JSON.stringify(value)}`;
+  }
+  if (destination instanceof BatchedDestination) {
+    return (line) => {
+      if (logger.isLevelEnabled("info")) destination.writeRequestLine(line, Date.now(), bindings);
+    };
   }
   return (line) => {
     if (logger.isLevelEnabled("info")) destination.write(formatRequestLine(line, Date.now(), bindings));
