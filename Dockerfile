@@ -19,10 +19,7 @@ RUN chmod 0755 bin/entra-auth-proxy.js
 
 FROM node:24.21.0-bookworm-slim
 ENV NODE_ENV=production
-# A young generation of at most 16 MiB per semi-space: on hosts with a lot of memory V8 otherwise lets
-# the new space reach 128 MiB (measured on a 24 GiB host). The cap keeps memory bounded; 16 MiB rather
-# than 8 halves the young collections, which bought 2 points of throughput (docs/performance.md
-# "Young generation"). Override with your own NODE_OPTIONS if needed.
+# Caps V8's young generation, which otherwise grows with the host's memory (README, "Memory").
 ENV NODE_OPTIONS="--max-semi-space-size=16"
 WORKDIR /app
 # Owned by root and read-only to the runtime user: the proxy never writes outside /tmp, so the

@@ -24,6 +24,13 @@ const REDACT_PATHS = [
   'headers["cookie"]',
 ];
 
+/** The top-level keys of REDACT_PATHS: the request line writer censors these as pino's redact does. */
+const REDACTED_KEYS = new Set(REDACT_PATHS.filter((path) => /^\w+$/.test(path)));
+const CENSOR = "[redacted]";
+
+/** Where each logger made by createLogger writes (pino exposes no public way to ask a logger). */
+const destinations = new WeakMap<Logger, DestinationStream>();
+
 let lastMs = -1;
 let lastTime = "";
 let lastSecond = Number.NaN;
@@ -59,23 +66,23 @@ export function createLogger(options: { level?: string; destination?: Destinatio
   const config = {
     level: options.level ?? process.env.LOG_LEVEL ?? "info",
     base: { service: "entra-auth-proxy" },
-    redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+    redact: { paths: REDACT_PATHS, censor: CENSOR },
     timestamp: isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  if (options.destination) return pino(config, options.destination);
   // A person at a terminal gets readable lines; pipes and log collectors get JSON.
-  if (process.stdout.isTTY && process.env.LOG_FORMAT !== "json") {
+  if (!options.destination && process.stdout.isTTY && process.env.LOG_FORMAT !== "json") {
     return pino({ ...config, transport: { target: "pino-pretty", options: { colorize: true } } });
   }
-  return pino(config, logDestination());
+  const destination = options.destination ?? logDestination();
+  const logger = pino(config, destination);
+  destinations.set(logger, destination);
+  return logger;
 }
 
 /**
- * Lines are handed to the file writer in batches of about this many characters. Each write costs a
- * hand-off to libuv's thread pool and a file-system call whatever its size: writing 64 MiB of request
- * lines to a file took 1.1 µs of CPU per line in 16 KiB writes, 0.35–0.48 in 64 KiB ones, 0.24–0.34
- * in 128 KiB ones.
+ * Lines are handed to the file writer in batches of about this many characters: each write costs a
+ * hand-off to libuv's thread pool and a file-system call whatever its size.
  */
 export const BATCH_CHARS = 64 * 1024;
 /** A batch that is not full is handed over after at most this long. */
@@ -204,76 +211,68 @@ class BatchedDestination implements DestinationStream {
   }
 }
 
-/** The per-request line's fields (design.md "Logs"), in the order they are written. */
-export interface RequestLine {
-  requestId: string;
-  route: string;
-  method: string | undefined;
-  /** Without the query (see safePath). */
-  path: string;
-  status: number;
-  upstreamStatus: number | undefined;
-  durationMs: number;
-  identity: string | undefined;
-  principal: string | undefined;
-  retried: boolean;
-  error: string | undefined;
-}
+/**
+ * The per-request line's fields (design.md "Logs"): requestId, route, method, path (without the query,
+ * see safePath), status, upstreamStatus, durationMs, identity, principal, retried, error, and whatever
+ * the request path adds. Plain values only; undefined ones are left out, as pino leaves them out.
+ */
+export type RequestLine = Readonly<Record<string, string | number | boolean | undefined>>;
 
 /**
  * The writer of the per-request line: exactly the JSON `logger.info({ msg: "request", ...line })`
- * writes (same level, time, bindings, key order, undefined fields left out), to the logger's own
- * destination, built by one fixed-shape function. pino's general path — redaction, serializers, a
- * key-by-key walk — costs more than the rest of the line at thousands of requests a second, and the
- * line carries only values the proxy produced (ids, route and identity names, a query-less path,
- * status codes), never headers or bodies. With the batched destination the line waits in the batch as
- * its fields (and the time) and is formatted with the rest of the batch: formatting fifty lines in a
- * row costs a fraction of formatting each one between the other work of its request.
+ * writes (same level, time, bindings, key order, redacted keys), to the destination createLogger gave
+ * the logger. pino's general path — redaction with wildcard paths and a key-by-key walk that handles
+ * any value — costs several times the rest of the line at thousands of requests a second
+ * (scripts/bench-request-log.ts), and the line holds only plain values. With the batched destination
+ * the line waits in the batch as its fields and is formatted with the rest of the batch, which costs
+ * less than formatting it between the other work of its request. It uses pino's public API only
+ * (level and bindings); a logger not made by createLogger, such as the pretty one at a terminal, gets
+ * pino's own path.
  */
 export function requestLogger(logger: Logger): (line: RequestLine) => void {
-  const internals = logger as unknown as Record<symbol, unknown>;
-  const stream = internals[pino.symbols.streamSym] as DestinationStream;
-  const bindings = internals[pino.symbols.chindingsSym] as string;
-  if (stream instanceof BatchedDestination) {
-    return (l) => {
-      if (logger.isLevelEnabled("info")) stream.writeRequestLine(l, Date.now(), bindings);
+  const destination = destinations.get(logger);
+  if (destination === undefined) {
+    return (line) => logger.info({ msg: "request", ...line });
+  }
+  let bindings = "";
+  for (const [key, value] of Object.entries(logger.bindings())) {
+    bindings += `,${JSON.stringify(key)}:${JSON.stringify(value)}`;
+  }
+  if (destination instanceof BatchedDestination) {
+    return (line) => {
+      if (logger.isLevelEnabled("info")) destination.writeRequestLine(line, Date.now(), bindings);
     };
   }
-  return (l) => {
-    if (logger.isLevelEnabled("info")) stream.write(formatRequestLine(l, Date.now(), bindings));
+  return (line) => {
+    if (logger.isLevelEnabled("info")) destination.write(formatRequestLine(line, Date.now(), bindings));
   };
 }
 
-function formatRequestLine(l: RequestLine, time: number, bindings: string): string {
-  let line = `{"level":"info"${isoTimeAt(time)}${bindings},"msg":"request","requestId":${JSON.stringify(l.requestId)},"route":${quoted(l.route)}`;
-  if (l.method !== undefined) line += `,"method":${quoted(l.method)}`;
-  line += `,"path":${JSON.stringify(l.path)},"status":${l.status}`;
-  if (l.upstreamStatus !== undefined) line += `,"upstreamStatus":${l.upstreamStatus}`;
-  line += `,"durationMs":${l.durationMs}`;
-  if (l.identity !== undefined) line += `,"identity":${quoted(l.identity)}`;
-  if (l.principal !== undefined) line += `,"principal":${quoted(l.principal)}`;
-  line += `,"retried":${l.retried}`;
-  if (l.error !== undefined) line += `,"error":${quoted(l.error)}`;
-  return `${line}}\n`;
+function formatRequestLine(line: RequestLine, time: number, bindings: string): string {
+  let json = `{"level":"info"${isoTimeAt(time)}${bindings},"msg":"request"`;
+  for (const key in line) {
+    const value = line[key];
+    let text: string;
+    if (typeof value === "string") text = JSON.stringify(value);
+    else if (typeof value === "number") text = Number.isFinite(value) ? String(value) : "null";
+    else if (typeof value === "boolean") text = value ? "true" : "false";
+    else continue; // undefined, and anything but a plain value (objects could carry secrets unredacted)
+    json += `${keyPrefix(key)}${REDACTED_KEYS.has(key) ? `"${CENSOR}"` : text}`;
+  }
+  return `${json}}\n`;
 }
 
-/** How many distinct values `quoted` remembers. */
-const QUOTED_MAX = 512;
-const quotedCache = new Map<string, string>();
+/** `,"key":` by key: the request path writes the same few field names on every line. */
+const keyPrefixes = new Map<string, string>();
 
-/**
- * JSON.stringify of a value from a small set — a route, method, identity, principal or error code —
- * remembered: the same few strings recur on every line, and a lookup costs less than re-escaping them
- * (0.75–0.96 µs a line instead of 1.07–1.87, format and join, in a tight loop). Past QUOTED_MAX
- * values (principals of many JWT callers, say) new ones are no longer remembered.
- */
-function quoted(value: string): string {
-  let json = quotedCache.get(value);
-  if (json === undefined) {
-    json = JSON.stringify(value);
-    if (quotedCache.size < QUOTED_MAX) quotedCache.set(value, json);
+function keyPrefix(key: string): string {
+  let prefix = keyPrefixes.get(key);
+  if (prefix === undefined) {
+    prefix = `,${JSON.stringify(key)}:`;
+    // Field names come from the code, so they are few; a bound keeps a mistake from growing the map.
+    if (keyPrefixes.size < 256) keyPrefixes.set(key, prefix);
   }
-  return json;
+  return prefix;
 }
 
 /** Removes query values that must never be logged (SAS signatures, codes, keys). */

@@ -1,11 +1,18 @@
 // Every metric the proxy exports, defined once (design.md "Metrics"). Label values are bounded:
 // route prefixes and identity names from the config, never paths, users, addresses or tokens.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from "prom-client";
+import { readFileSync } from "node:fs";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 export interface ExpirySample {
   identity: string;
   scope: string;
   secondsToExpiry: number;
+}
+
+/** Requests in flight on one route (by its label, the prefix). */
+export interface InFlightSample {
+  route: string;
+  count: number;
 }
 
 export interface ProxyMetrics {
@@ -21,23 +28,39 @@ export interface ProxyMetrics {
   accessDenied: Counter<"route" | "reason">;
   configReloads: Counter<"result">;
   linkRewrites: Counter<"route" | "result">;
+  /** entra_proxy_config_last_reload_success_timestamp_seconds: call with the time (ms) of each successful load or reload. */
+  configLoaded(atMs: number): void;
 }
+
+export interface MetricsOptions {
+  defaultMetrics?: boolean;
+  /** entra_proxy_in_flight_requests is read from this on every scrape (the routes keep the counts). */
+  inFlight?: () => Iterable<InFlightSample>;
+}
+
+/** The version in package.json, for entra_proxy_build_info (the same path from src/ and dist/). */
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
 
 /** One registry per running proxy (tests run several in one process). */
 export function createMetrics(
   expirySamples: () => ExpirySample[],
-  options: { defaultMetrics?: boolean } = {},
-) {
+  options: MetricsOptions = {},
+): ProxyMetrics {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   const registers = [registry];
   const requests = new RequestCounts();
   const requestDuration = new RouteDurations(
-    "entra_proxy_request_duration_seconds",
-    "Time from request to the end of the response, by route.",
-    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    new Histogram({
+      name: "entra_proxy_request_duration_seconds",
+      help: "Time from request to the end of the response, by route.",
+      labelNames: ["route"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
   );
-  registry.registerMetric(requestDuration as unknown as Metric);
   new Counter({
     name: "entra_proxy_requests_total",
     help: "Requests answered, by route, method and status.",
@@ -48,8 +71,14 @@ export function createMetrics(
       for (const [labels, count] of requests.entries()) this.inc(labels, count);
     },
   });
+  const lastReload = new Gauge({
+    name: "entra_proxy_config_last_reload_success_timestamp_seconds",
+    help: "Unix time of the last successful config load or reload.",
+    registers,
+  });
   const metrics: ProxyMetrics = {
     registry,
+    configLoaded: (atMs) => lastReload.set(atMs / 1000),
     tokenRefreshes: new Counter({
       name: "entra_proxy_token_refreshes_total",
       help: "Token acquisitions from Entra ID, by outcome and what triggered them.",
@@ -106,6 +135,24 @@ export function createMetrics(
       for (const s of expirySamples()) this.set({ identity: s.identity, scope: s.scope }, s.secondsToExpiry);
     },
   });
+  const inFlight = options.inFlight;
+  new Gauge({
+    name: "entra_proxy_in_flight_requests",
+    help: "Requests being answered, by route.",
+    labelNames: ["route"],
+    registers,
+    collect() {
+      this.reset();
+      // Routes replaced by a reload may still be finishing requests under the same label: summed.
+      for (const s of inFlight?.() ?? []) this.inc({ route: s.route }, s.count);
+    },
+  });
+  new Gauge({
+    name: "entra_proxy_build_info",
+    help: "Always 1; the labels say which build and Node are running.",
+    labelNames: ["version", "node"],
+    registers,
+  }).set({ version: VERSION, node: process.version }, 1);
   return metrics;
 }
 
@@ -140,73 +187,18 @@ export class RequestCounts {
   }
 }
 
-/** What the prom-client registry reads from a metric to render it (its runtime shape). */
-interface ExportedMetric {
-  name: string;
-  help: string;
-  type: "histogram";
-  aggregator: "sum";
-  values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }>;
-}
-
-interface DurationRecord {
-  /** Observations per bucket (not cumulative); the last slot counts those above every bound. */
-  buckets: Float64Array;
-  sum: number;
-  count: number;
-}
-
 /**
- * A histogram by route whose observation is a bucket search and three additions on a per-route record,
- * where prom-client's labelled `observe` validates and hashes the label object and allocates on every
- * call. It is registered in the prom-client registry like any metric: `get()` returns its values in
- * prom-client's format (cumulative `_bucket` series with `le`, then `_sum` and `_count`), and the
- * registry renders them with everything else.
+ * entra_proxy_request_duration_seconds observed by route name: the request path passes the route as a
+ * string, and this is the one place that turns it into prom-client's label object.
  */
 export class RouteDurations {
-  readonly type = "histogram";
-  readonly aggregator = "sum";
-  readonly name: string;
-  readonly help: string;
-  private readonly bounds: readonly number[];
-  private readonly byRoute = new Map<string, DurationRecord>();
+  private readonly histogram: Histogram<"route">;
 
-  constructor(name: string, help: string, bounds: readonly number[]) {
-    this.name = name;
-    this.help = help;
-    this.bounds = bounds;
+  constructor(histogram: Histogram<"route">) {
+    this.histogram = histogram;
   }
 
   observe(route: string, seconds: number): void {
-    let record = this.byRoute.get(route);
-    if (record === undefined) {
-      record = { buckets: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
-      this.byRoute.set(route, record);
-    }
-    const bounds = this.bounds;
-    let i = 0;
-    while (i < bounds.length && seconds > bounds[i]!) i++;
-    record.buckets[i]!++;
-    record.sum += seconds;
-    record.count++;
-  }
-
-  async get(): Promise<ExportedMetric> {
-    const values: ExportedMetric["values"] = [];
-    for (const [route, record] of this.byRoute) {
-      let cumulative = 0;
-      for (const [i, bound] of this.bounds.entries()) {
-        cumulative += record.buckets[i]!;
-        values.push({ metricName: `${this.name}_bucket`, labels: { le: bound, route }, value: cumulative });
-      }
-      values.push({ metricName: `${this.name}_bucket`, labels: { le: "+Inf", route }, value: record.count });
-      values.push({ metricName: `${this.name}_sum`, labels: { route }, value: record.sum });
-      values.push({ metricName: `${this.name}_count`, labels: { route }, value: record.count });
-    }
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
-  }
-
-  reset(): void {
-    this.byRoute.clear();
+    this.histogram.observe({ route }, seconds);
   }
 }

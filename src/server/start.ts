@@ -17,7 +17,6 @@ import { createMetrics, type ProxyMetrics } from "../observability/metrics.ts";
 import { RecentEvents } from "../observability/recent-events.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { Router } from "../proxy/router.ts";
-import { BufferReclaimer, DEFAULT_RECLAIM_BUDGET_BYTES } from "./buffer-reclaimer.ts";
 import { createFrontDoor, type Routing } from "./front-door.ts";
 import { rawProblem } from "./problem.ts";
 import { RouteStates, routeRuntime } from "./route-runtime.ts";
@@ -35,11 +34,6 @@ export interface StartOptions {
   backoff?: BackoffPolicy;
   /** At most one 401-triggered renewal per identity and scope in this interval (default 30 s). */
   rejectionRenewalIntervalMs?: number;
-  /**
-   * Bytes of relayed body chunks allowed to wait for the garbage collector before a
-   * young-generation collection frees them (src/server/buffer-reclaimer.ts; default 8 MiB, 0 = off).
-   */
-  bufferReclaimBytes?: number;
 }
 
 export interface RunningProxy {
@@ -242,9 +236,6 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   };
   if (config.warmup) warmUp();
 
-  const reclaimBytes = options.bufferReclaimBytes ?? DEFAULT_RECLAIM_BUDGET_BYTES;
-  const reclaimer = reclaimBytes > 0 ? new BufferReclaimer({ budgetBytes: reclaimBytes }) : undefined;
-
   return {
     proxyUrl,
     adminUrl,
@@ -283,7 +274,6 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
       tokens.close();
       forwarder.close();
-      reclaimer?.stop();
     },
   };
 }

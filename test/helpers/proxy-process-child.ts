@@ -25,18 +25,6 @@ function watch(sampler: Sampler): () => ChildRequest {
   };
 }
 
-/** The bytes held by ArrayBuffers at the start and the highest seen. */
-function arrayBufferPeak(): Sampler {
-  const start = process.memoryUsage().arrayBuffers;
-  let peak = start;
-  return {
-    sample: () => {
-      peak = Math.max(peak, process.memoryUsage().arrayBuffers);
-    },
-    answer: () => ({ type: "peak-array-buffers", start, peak }),
-  };
-}
-
 /** What the old generation gains; samples in which it shrank are counted, not subtracted. */
 function oldSpaceGrowth(): Sampler {
   let last = oldSpaceUsed();
@@ -68,11 +56,9 @@ process.once("message", async (start: ParentRequest) => {
   /** Running watches, by the request that stops one and gets its answer. */
   const watches = new Map<ParentRequest["type"], () => ChildRequest>();
   process.on("message", async (m: ParentRequest) => {
-    if (m.type === "watch-array-buffers") {
-      watches.set("peak-array-buffers", watch(arrayBufferPeak()));
-    } else if (m.type === "watch-old-space") {
+    if (m.type === "watch-old-space") {
       watches.set("old-space-added", watch(oldSpaceGrowth()));
-    } else if (m.type === "peak-array-buffers" || m.type === "old-space-added") {
+    } else if (m.type === "old-space-added") {
       const stop = watches.get(m.type);
       if (!stop) throw new Error(`${m.type} without its watch`);
       watches.delete(m.type);

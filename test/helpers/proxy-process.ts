@@ -21,8 +21,6 @@ export type ParentRequest =
       backoff?: BackoffPolicy;
     }
   | { type: "memory" }
-  | { type: "watch-array-buffers" }
-  | { type: "peak-array-buffers" }
   | { type: "watch-old-space" }
   | { type: "old-space-added" }
   | { type: "stop" };
@@ -30,7 +28,6 @@ export type ParentRequest =
 export type ChildRequest =
   | { type: "ready"; proxyUrl: string; adminUrl: string }
   | { type: "memory"; usage: NodeJS.MemoryUsage }
-  | { type: "peak-array-buffers"; start: number; peak: number }
   | { type: "old-space-added"; bytes: number; shrinks: number };
 
 export interface ProxyProcess {
@@ -39,11 +36,6 @@ export interface ProxyProcess {
   adminUrl: string;
   /** process.memoryUsage() of the proxy after full garbage collections. */
   memory(): Promise<NodeJS.MemoryUsage>;
-  /**
-   * Samples the bytes held by ArrayBuffers in the proxy every 2 ms until stop() is called, which
-   * returns the value at the start and the highest seen (body chunks are ArrayBuffer memory).
-   */
-  watchArrayBuffers(): { stop(): Promise<{ start: number; peak: number }> };
   /**
    * Sums what the proxy's old generation gains (promoted and old-allocated objects) every 2 ms until
    * stop(). Samples in which it shrank (a major collection had run) are counted, not subtracted.
@@ -103,10 +95,6 @@ export async function startProxyProcess(
     adminUrl: ready.adminUrl,
     async memory() {
       return (await ask({ type: "memory" }, "memory")).usage;
-    },
-    watchArrayBuffers() {
-      child.send({ type: "watch-array-buffers" } satisfies ParentRequest);
-      return { stop: () => ask({ type: "peak-array-buffers" }, "peak-array-buffers") };
     },
     watchOldSpace() {
       child.send({ type: "watch-old-space" } satisfies ParentRequest);

@@ -159,7 +159,7 @@ test("upstream refused → 502 upstream_unreachable; slow upstream → 504 upstr
   );
 });
 
-test("a 200 MiB upload and a 200 MiB download stream through with peak RSS growth under 30 MiB", async (t) => {
+test("bodies stream through: the proxy's RSS growth stays far below the body size and does not grow with it", async (t) => {
   // The proxy in a process of its own, so its RSS is not mixed with the client's and the mocks'.
   // /bulk is /powerplatform with a body limit above the 100 MiB default.
   const yaml = `${DEMO_ROUTES_YAML}  - prefix: /bulk
@@ -172,36 +172,38 @@ test("a 200 MiB upload and a 200 MiB download stream through with peak RSS growt
   const { world, proxy } = await startIsolatedStack(t, { yaml });
   const target: Target = { proxyUrl: proxy.proxyUrl, apiKey: world.secrets.apiKey, prefix: "/bulk" };
   const MiB = 1024 * 1024;
-  // A first round lets the allocator, JIT and the garbage collector's pace settle.
-  assert.equal((await upload(target, 50 * MiB)).bodyBytes, 50 * MiB);
-  assert.equal(await download(target, 50 * MiB), 50 * MiB);
-  await proxy.memory();
-  const before = residentBytes(proxy.pid);
-  let peak = before;
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, residentBytes(proxy.pid));
-  }, 10);
-  t.after(() => clearInterval(sampler));
-  const arrayBuffers = proxy.watchArrayBuffers();
+  /** Peak RSS growth of the proxy over its settled RSS while `size` bytes go up and `size` down at once. */
+  const growthDuring = async (size: number): Promise<number> => {
+    await proxy.memory();
+    const before = residentBytes(proxy.pid);
+    let peak = before;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, residentBytes(proxy.pid));
+    }, 10);
+    try {
+      const [echo, received] = await Promise.all([upload(target, size), download(target, size)]);
+      assert.equal(echo.bodyBytes, size, "the mock hashed the whole upload");
+      assert.equal(received, size);
+    } finally {
+      clearInterval(sampler);
+    }
+    return (Math.max(peak, residentBytes(proxy.pid)) - before) / MiB;
+  };
+  await growthDuring(8 * MiB); // JIT, sockets, token and the allocator settle
   const started = performance.now();
-  const echo = await upload(target, 200 * MiB);
-  assert.equal(echo.bodyBytes, 200 * MiB, "the mock hashed all 200 MiB");
-  assert.equal(await download(target, 200 * MiB), 200 * MiB);
-  clearInterval(sampler);
-  const held = await arrayBuffers.stop();
-  const seconds = (performance.now() - started) / 1000;
-  const growthMiB = (Math.max(peak, residentBytes(proxy.pid)) - before) / MiB;
-  const heldMiB = (held.peak - held.start) / MiB;
+  const small = await growthDuring(100 * MiB);
+  const large = await growthDuring(400 * MiB);
   t.diagnostic(
-    `proxy during 200 MiB up + 200 MiB down (${seconds.toFixed(1)} s): RSS growth ${growthMiB.toFixed(1)} MiB, ArrayBuffer memory up to +${heldMiB.toFixed(1)} MiB`,
+    `proxy RSS growth: ${small.toFixed(1)} MiB during 100 MiB up + down, ${large.toFixed(1)} MiB during 400 MiB up + down (${((performance.now() - started) / 1000).toFixed(1)} s; the fine-grained figure is npm run bench's)`,
   );
-  // A proxy that buffered bodies would grow by hundreds of MiB.
-  assert.ok(growthMiB < 30, `RSS grew ${growthMiB.toFixed(1)} MiB`);
-  // Relayed chunks are garbage once written; the buffer reclaimer (src/server/buffer-reclaimer.ts,
-  // 8 MiB budget, checked every 10 ms) frees them: +20–26 MiB at most here. Without it they waited for
-  // major collections: +69 and +71 MiB. RSS alone does not show that reliably, as the allocator keeps
-  // freed memory it got in the warm-up round.
-  assert.ok(heldMiB < 40, `dead chunks held up to ${heldMiB.toFixed(1)} MiB`);
+  // A proxy that held a body would grow by at least the body (400 MiB); a streaming one holds a few
+  // chunks plus whatever garbage V8 has not collected yet, which depends on the machine but not on
+  // the body's size. Both bounds leave a factor of two either way.
+  assert.ok(large < 200, `RSS grew ${large.toFixed(1)} MiB while 400 MiB went through each way`);
+  assert.ok(
+    large - small < 150,
+    `RSS growth rose from ${small.toFixed(1)} to ${large.toFixed(1)} MiB with 4 times the body`,
+  );
 });
 
 interface Target {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { test } from "node:test";
-import { Counter, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { createMetrics } from "../../../src/observability/metrics.ts";
 
 /** The exposition text of one family, from the registry that holds it. */
@@ -59,4 +60,72 @@ test("request metrics render exactly as prom-client's own Counter and Histogram 
   const again = await family(metrics.registry, "entra_proxy_requests_total");
   counter.inc({ route: "/powerplatform", method: "GET", status: "200" });
   assert.equal(sortLines(again), sortLines(await family(reference, "entra_proxy_requests_total")));
+});
+
+test("every metric in the registry is one of prom-client's own types", () => {
+  const metrics = createMetrics(() => [], { defaultMetrics: false });
+  const duration = metrics.registry.getSingleMetric("entra_proxy_request_duration_seconds");
+  assert.ok(duration instanceof Histogram, "the request duration histogram is prom-client's Histogram");
+  for (const metric of metrics.registry.getMetricsAsArray()) {
+    assert.ok(
+      metric instanceof Counter || metric instanceof Gauge || metric instanceof Histogram,
+      (metric as { name: string }).name,
+    );
+  }
+});
+
+test("entra_proxy_build_info is 1 with the package version and the Node version", async () => {
+  const metrics = createMetrics(() => [], { defaultMetrics: false });
+  const pkg = JSON.parse(await readFile(new URL("../../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  assert.equal(
+    await family(metrics.registry, "entra_proxy_build_info"),
+    [
+      "# HELP entra_proxy_build_info Always 1; the labels say which build and Node are running.",
+      "# TYPE entra_proxy_build_info gauge",
+      `entra_proxy_build_info{version="${pkg.version}",node="${process.version}"} 1`,
+    ].join("\n"),
+  );
+});
+
+test("entra_proxy_config_last_reload_success_timestamp_seconds is the time of the last successful load", async () => {
+  const metrics = createMetrics(() => [], { defaultMetrics: false });
+  const value = async () =>
+    (await family(metrics.registry, "entra_proxy_config_last_reload_success_timestamp_seconds"))
+      .split("\n")
+      .at(-1);
+  metrics.configLoaded(Date.UTC(2026, 11, 5, 10, 0, 0, 500));
+  assert.equal(await value(), "entra_proxy_config_last_reload_success_timestamp_seconds 1796464800.5");
+  metrics.configLoaded(Date.UTC(2026, 11, 5, 11, 0, 0));
+  assert.equal(await value(), "entra_proxy_config_last_reload_success_timestamp_seconds 1796468400");
+});
+
+test("entra_proxy_in_flight_requests is read from the routes on every scrape", async () => {
+  let samples: Array<{ route: string; count: number }> = [
+    { route: "/powerplatform", count: 3 },
+    { route: "/lcs", count: 0 },
+  ];
+  const metrics = createMetrics(() => [], { defaultMetrics: false, inFlight: () => samples });
+  const series = async () =>
+    (await family(metrics.registry, "entra_proxy_in_flight_requests"))
+      .split("\n")
+      .filter((l) => !l.startsWith("#"))
+      .sort();
+  assert.deepEqual(await series(), [
+    'entra_proxy_in_flight_requests{route="/lcs"} 0',
+    'entra_proxy_in_flight_requests{route="/powerplatform"} 3',
+  ]);
+  // After a reload the old and the new runtime of a route may both have requests under way: summed.
+  samples = [
+    { route: "/powerplatform", count: 1 },
+    { route: "/powerplatform", count: 2 },
+    { route: "/flows/order", count: 5 },
+  ];
+  assert.deepEqual(await series(), [
+    'entra_proxy_in_flight_requests{route="/flows/order"} 5',
+    'entra_proxy_in_flight_requests{route="/powerplatform"} 3',
+  ]);
+  samples = [];
+  assert.deepEqual(await series(), [], "a route that is gone leaves no series");
 });
