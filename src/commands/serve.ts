@@ -58,7 +58,11 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   logger.info({ msg: "shutting down", signal, drainTimeoutMs: config.listen.drainTimeoutMs });
   reloader.stop();
   process.off("SIGHUP", onHup);
+  // A reload while draining is pointless, and without a listener SIGHUP would kill the process.
+  const ignoreHup = () => logger.info({ msg: "SIGHUP ignored while draining" });
+  process.on("SIGHUP", ignoreHup);
   await proxy.close();
+  process.off("SIGHUP", ignoreHup);
   logger.info({ msg: "stopped" });
   logger.flush();
   return EXIT_OK;

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { compileAccessCheck } from "../access/check.ts";
 import { ClientIpResolver } from "../access/client-ip.ts";
 import { createTokenSource, preflightCredential, type TokenSource } from "../auth/credentials.ts";
@@ -19,6 +19,9 @@ import { Forwarder } from "../proxy/forward.ts";
 import { Router } from "../proxy/router.ts";
 import { BufferReclaimer, DEFAULT_RECLAIM_BUDGET_BYTES } from "./buffer-reclaimer.ts";
 import { createFrontDoor, type RouteRuntime, type Routing, routeRuntime } from "./front-door.ts";
+
+/** How long a keep-alive connection may stay idle during the drain before it is closed. */
+const IDLE_GRACE_MS = 1_000;
 
 export interface StartOptions {
   logger: Logger;
@@ -155,12 +158,13 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     maxHeaderSize: 32 * 1024,
   };
   const tls = config.listen.tls;
+  const drain = closeConnectionsWhenDraining(frontDoor);
   const proxyServer = tls
     ? https.createServer(
         { ...serverOptions, cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
-        frontDoor,
+        drain.listener,
       )
-    : http.createServer(serverOptions, frontDoor);
+    : http.createServer(serverOptions, drain.listener);
   proxyServer.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     // Node's parser refused the request (smuggling attempts, obs-fold, bad chunking, huge headers).
     if (!socket.writable) {
@@ -262,10 +266,14 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     },
     async close(drainMs = active.listen.drainTimeoutMs) {
       accepting = false;
-      const proxyClosed = new Promise<void>((resolve) => proxyServer.close(() => resolve()));
-      // Keep-alive connections become idle as their last response ends: close them as they do.
-      const idleSweep = setInterval(() => proxyServer.closeIdleConnections(), 50);
-      proxyServer.closeIdleConnections();
+      drain.start();
+      // http.Server's close() would also destroy every connection that looks idle at this instant,
+      // among them busy callers' whose next request is on its way; net.Server's only stops listening.
+      const proxyClosed = new Promise<void>((resolve) =>
+        net.Server.prototype.close.call(proxyServer, () => resolve()),
+      );
+      // A connection still idle after a grace has no caller about to use it.
+      const idleSweep = setInterval(() => proxyServer.closeIdleConnections(), IDLE_GRACE_MS);
       const drained = await Promise.race([
         proxyClosed.then(() => true),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), drainMs).unref()),
@@ -277,6 +285,36 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       tokens.close();
       forwarder.close();
       reclaimer?.stop();
+    },
+  };
+}
+
+/**
+ * Wraps the proxy's request listener so that, once draining starts, every response whose head is not
+ * written yet says `Connection: close`: Node then closes the socket after it, and busy keep-alive
+ * callers move to another replica instead of being reset at the drain timeout.
+ */
+function closeConnectionsWhenDraining(listener: http.RequestListener): {
+  listener: http.RequestListener;
+  start(): void;
+} {
+  let draining = false;
+  const open = new Set<http.ServerResponse>();
+  return {
+    listener(req, res) {
+      if (draining) {
+        res.setHeader("connection", "close");
+      } else {
+        open.add(res);
+        res.once("close", () => open.delete(res));
+      }
+      listener(req, res);
+    },
+    start() {
+      draining = true;
+      // writeHead merges headers set earlier, so the front door's own head keeps this one.
+      for (const res of open) if (!res.headersSent) res.setHeader("connection", "close");
+      open.clear();
     },
   };
 }
