@@ -23,6 +23,9 @@ import { createFrontDoor, type RouteRuntime, type Routing, routeRuntime } from "
 /** How long a keep-alive connection may stay idle during the drain before it is closed. */
 const IDLE_GRACE_MS = 1_000;
 
+/** How long a connection refused by the parser may linger, so its peer can read the answer. */
+const REFUSED_LINGER_MS = 1_000;
+
 export interface StartOptions {
   logger: Logger;
   now?: () => number;
@@ -176,6 +179,9 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
         ? new ProxyError("headers_too_large", "request headers exceed the limit")
         : new ProxyError("bad_request", "malformed HTTP request");
     socket.end(rawProblemResponse(problem, crypto.randomUUID()));
+    // A peer that neither reads nor closes would otherwise keep the half-closed descriptor.
+    const linger = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+    socket.once("close", () => clearTimeout(linger));
   });
 
   const readiness = (): ReadinessItem[] =>
