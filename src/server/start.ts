@@ -1,9 +1,10 @@
 // Builds a running proxy from a validated ProxyConfig: token providers, access checks, router,
 // front door on listen.port and the admin app on listen.adminPort. Used by serve, demo and tests.
-import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import net, { type AddressInfo } from "node:net";
+import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { compileAccessCheck } from "../access/check.ts";
 import { ClientIpResolver } from "../access/client-ip.ts";
 import { createTokenSource, preflightCredential, type TokenSource } from "../auth/credentials.ts";
@@ -25,6 +26,26 @@ const IDLE_GRACE_MS = 1_000;
 
 /** How long a connection refused by the parser may linger, so its peer can read the answer. */
 const REFUSED_LINGER_MS = 1_000;
+
+/**
+ * Mozilla's "intermediate" TLS configuration: TLS 1.2 and 1.3 with forward-secret AEAD suites only,
+ * and the client's order of preference (none of them is weak).
+ */
+const TLS_POLICY = {
+  minVersion: "TLSv1.2",
+  ciphers: [
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+  ].join(":"),
+  honorCipherOrder: false,
+} as const satisfies SecureContextOptions;
 
 export interface StartOptions {
   logger: Logger;
@@ -163,10 +184,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   const tls = config.listen.tls;
   const drain = closeConnectionsWhenDraining(frontDoor);
   const proxyServer = tls
-    ? https.createServer(
-        { ...serverOptions, cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
-        drain.listener,
-      )
+    ? https.createServer({ ...serverOptions, ...(await listenerSecureContext(tls)) }, drain.listener)
     : http.createServer(serverOptions, drain.listener);
   proxyServer.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     // Node's parser refused the request (smuggling attempts, obs-fold, bad chunking, huge headers).
@@ -256,6 +274,8 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     async reload(next: ProxyConfig): Promise<void> {
       const nextProblems = await preflight(next, options.env ?? process.env);
       if (nextProblems.length > 0) throw new PreflightError(nextProblems);
+      // Read and checked before anything changes: a missing or broken pair rejects the whole reload.
+      const secureContext = tls && next.listen.tls ? await listenerSecureContext(next.listen.tls) : undefined;
       const sameCredentials = (name: string) =>
         JSON.stringify(active.identities[name]) === JSON.stringify(next.identities[name]) &&
         JSON.stringify(active.cloud) === JSON.stringify(next.cloud);
@@ -264,8 +284,13 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       tokens.retain((p) => sameCredentials(p.identity) && used.has(`${p.identity}\u0000${p.scope}`));
       active = next;
       routing = buildRouting(next);
-      if (JSON.stringify(next.listen) !== JSON.stringify(config.listen)) {
-        logger.warn({ msg: "listen settings changed: ports, host and TLS take effect after a restart" });
+      // New connections get the pair read now (cert-manager rotates it in place); open ones keep theirs.
+      if (secureContext) (proxyServer as https.Server).setSecureContext(secureContext);
+      const restartBound = (l: ProxyConfig["listen"]) => JSON.stringify({ ...l, tls: l.tls !== undefined });
+      if (restartBound(next.listen) !== restartBound(config.listen)) {
+        logger.warn({
+          msg: "listen settings changed: ports, host and turning TLS on or off take effect after a restart",
+        });
       }
       auditConfig(logger, "config reloaded", next);
       if (next.warmup) warmUp();
@@ -323,6 +348,21 @@ function closeConnectionsWhenDraining(listener: http.RequestListener): {
       open.clear();
     },
   };
+}
+
+/** The TLS listener's options for a certificate and key pair; throws if either is missing or they do not match. */
+async function listenerSecureContext(files: {
+  certFile: string;
+  keyFile: string;
+}): Promise<SecureContextOptions> {
+  try {
+    const [cert, key] = await Promise.all([readFile(files.certFile), readFile(files.keyFile)]);
+    const context: SecureContextOptions = { ...TLS_POLICY, cert, key };
+    createSecureContext(context); // checks the pair before the server is handed it
+    return context;
+  } catch (err) {
+    throw new Error(`listen.tls: ${(err as Error).message}`);
+  }
 }
 
 /** The audit line: what is configured, never a secret. */
