@@ -65,14 +65,14 @@ test("SIGTERM with 100 busy keep-alive callers: Connection: close, exit when in-
       if ("error" in outcome) {
         // Refused after SIGTERM: the listener is closed and the caller moves to another replica.
         if (outcome.error !== "ECONNREFUSED" || Date.now() < sigtermAt)
-          errors.push(`${outcome.error}@${Date.now() - sigtermAt}/${n}`);
+          errors.push(`${outcome.error} ${Date.now() - sigtermAt} ms after SIGTERM`);
         return;
       }
       outcomes.push(outcome);
       if (outcome.status !== 200) errors.push(`status ${outcome.status}`);
     }
   });
-  // Every caller has finished at least one request and is on its next one.
+  // Steady load: every caller is in the middle of a request or about to send its next one.
   while (outcomes.length < 150) await new Promise((r) => setTimeout(r, 20));
 
   sigtermAt = Date.now();
@@ -89,14 +89,17 @@ test("SIGTERM with 100 busy keep-alive callers: Connection: close, exit when in-
     `requests ${started}; exit ${exitMs} ms after SIGTERM (drainTimeoutMs ${DRAIN_TIMEOUT_MS}), ` +
       `drain in the proxy ${Date.parse(String(stopped.time)) - Date.parse(String(shutdown.time))} ms; ` +
       `responses after SIGTERM ${after.length}, with Connection: close ${closing}; ` +
-      `errors ${errors.length} ${JSON.stringify([...new Set(errors)])}`,
+      `errors ${errors.length} ${JSON.stringify(errors.slice(0, 3))}`,
   );
   assert.equal(code, 0);
   assert.equal(signal, null);
   assert.deepEqual(errors, [], "no caller is reset");
   assert.ok(after.length >= 100, "every caller's in-flight request finished");
   assert.ok(closing >= 100, "each caller was told to close its connection");
-  assert.ok(exitMs < 2_500, `exited ${exitMs} ms after SIGTERM, as soon as in-flight work was done`);
+  assert.ok(
+    exitMs < DRAIN_TIMEOUT_MS / 2,
+    `exited ${exitMs} ms after SIGTERM, as soon as in-flight work was done`,
+  );
 });
 
 test("a SIGHUP during the drain is ignored: the in-flight request finishes and the exit is clean", async (t) => {
