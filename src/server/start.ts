@@ -303,7 +303,8 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       const proxyClosed = new Promise<void>((resolve) =>
         net.Server.prototype.close.call(proxyServer, () => resolve()),
       );
-      // A connection still idle after a grace has no caller about to use it.
+      // By the first sweep busy callers have sent their next request (answered with Connection: close),
+      // so a connection idle then is not about to be used.
       const idleSweep = setInterval(() => proxyServer.closeIdleConnections(), IDLE_GRACE_MS);
       const drained = await Promise.race([
         proxyClosed.then(() => true),
