@@ -331,22 +331,34 @@ function closeConnectionsWhenDraining(listener: http.RequestListener): {
   start(): void;
 } {
   let draining = false;
-  const open = new Set<http.ServerResponse>();
+  // An array with swap-removal, not a Set: a Set's replaced hash tables in the old generation would keep
+  // finished responses alive through young collections (see Forwarder.inFlight).
+  const open: Array<{ res: http.ServerResponse; slot: number }> = [];
+  const untrack = (entry: { slot: number }) => {
+    const last = open.pop()!;
+    if (last !== entry) {
+      open[entry.slot] = last;
+      last.slot = entry.slot;
+    }
+  };
   return {
     listener(req, res) {
       if (draining) {
         res.setHeader("connection", "close");
       } else {
-        open.add(res);
-        res.once("close", () => open.delete(res));
+        const entry = { res, slot: open.length };
+        open.push(entry);
+        res.once("close", () => {
+          if (!draining) untrack(entry);
+        });
       }
       listener(req, res);
     },
     start() {
       draining = true;
       // writeHead merges headers set earlier, so the front door's own head keeps this one.
-      for (const res of open) if (!res.headersSent) res.setHeader("connection", "close");
-      open.clear();
+      for (const { res } of open) if (!res.headersSent) res.setHeader("connection", "close");
+      open.length = 0;
     },
   };
 }
