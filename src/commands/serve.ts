@@ -81,6 +81,7 @@ export class ConfigReloader {
   private lastDigest: string | undefined;
   private readonly watchers = new Map<string, FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private running: Promise<void> = Promise.resolve();
   private readonly file: string;
   private readonly env: NodeJS.ProcessEnv;
@@ -111,6 +112,7 @@ export class ConfigReloader {
 
   /** Watches the files' directories: Kubernetes swaps mounted files by renaming a symlink. */
   watch(): void {
+    if (this.stopped) return; // a reload that finishes during the drain adds no watcher
     for (const dir of new Set(this.files.map((f) => dirname(f)))) {
       if (this.watchers.has(dir)) continue;
       try {
@@ -133,6 +135,7 @@ export class ConfigReloader {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const watcher of this.watchers.values()) watcher.close();
     this.watchers.clear();
     if (this.timer) clearTimeout(this.timer);
