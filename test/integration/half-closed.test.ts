@@ -26,14 +26,15 @@ test("a malformed request gets 400 and its connection is destroyed even if the p
   peer.write("GET /powerplatform/x HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n");
   peer.pause(); // never reads, never closes
   const peerPort = peer.localPort!;
-  // The proxy's side of the connection exists and answers first.
   const deadline = Date.now() + 5_000;
-  let held = await socketHeld(proxyPort, peerPort);
-  assert.ok(held, "the proxy accepted the connection");
-  while (held && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    held = await socketHeld(proxyPort, peerPort);
-  }
+  const until = async (wanted: boolean) => {
+    while ((await socketHeld(proxyPort, peerPort)) !== wanted && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return socketHeld(proxyPort, peerPort);
+  };
+  assert.equal(await until(true), true, "the proxy accepted the connection");
+  const held = await until(false);
   assert.equal(held, false, "the proxy still holds the half-closed connection's descriptor");
   peer.resume();
   let answer = "";
