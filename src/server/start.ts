@@ -312,6 +312,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       ]);
       clearInterval(idleSweep);
       if (!drained) proxyServer.closeAllConnections();
+      proxyServer.close(); // http.Server's own part: stops its header and request timeout checks
       adminServer.closeAllConnections();
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
       tokens.close();
