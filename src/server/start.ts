@@ -1,9 +1,10 @@
 // Builds a running proxy from a validated ProxyConfig: token providers, access checks, router,
 // front door on listen.port and the admin app on listen.adminPort. Used by serve, demo and tests.
-import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
+import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { compileAccessCheck } from "../access/check.ts";
 import { ClientIpResolver } from "../access/client-ip.ts";
 import { createTokenSource, preflightCredential, type TokenSource } from "../auth/credentials.ts";
@@ -20,6 +21,32 @@ import { Router } from "../proxy/router.ts";
 import { createFrontDoor, type Routing } from "./front-door.ts";
 import { rawProblem } from "./problem.ts";
 import { RouteStates, routeRuntime } from "./route-runtime.ts";
+
+/** How long a keep-alive connection may stay idle during the drain before it is closed. */
+const IDLE_GRACE_MS = 1_000;
+
+/** How long a connection refused by the parser may linger, so its peer can read the answer. */
+const REFUSED_LINGER_MS = 1_000;
+
+/**
+ * Mozilla's "intermediate" TLS configuration: TLS 1.2 and 1.3 with forward-secret AEAD suites only,
+ * and the client's order of preference (none of them is weak).
+ */
+const TLS_POLICY = {
+  minVersion: "TLSv1.2",
+  ciphers: [
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+  ].join(":"),
+  honorCipherOrder: false,
+} as const satisfies SecureContextOptions;
 
 export interface StartOptions {
   logger: Logger;
@@ -90,13 +117,18 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
           : {}),
       }),
   );
+  /** In-flight counts and flow status URLs per prefix, carried across reloads. */
+  const routeStates = new RouteStates();
   const metrics = createMetrics(
     () =>
       tokens.all().flatMap((p) => {
         const s = p.secondsToExpiry();
         return s === undefined ? [] : [{ identity: p.identity, scope: p.scope, secondsToExpiry: s }];
       }),
-    { defaultMetrics: options.defaultMetrics ?? true },
+    {
+      defaultMetrics: options.defaultMetrics ?? true,
+      inFlight: () => routeStates.all().map(([route, state]) => ({ route, count: state.inFlight })),
+    },
   );
 
   const events = new RecentEvents(200, now);
@@ -126,8 +158,6 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     else logger.warn({ ...line, reason: e.failure?.message, hint: e.failure?.hint });
   }
 
-  /** In-flight counts and flow status URLs per prefix, carried across reloads. */
-  const routeStates = new RouteStates();
   const buildRouting = (cfg: ProxyConfig): Routing => {
     const states = routeStates.forConfig(cfg.routes.map((r) => r.prefix));
     const routes = cfg.routes.map((route) =>
@@ -156,12 +186,10 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     maxHeaderSize: 32 * 1024,
   };
   const tls = config.listen.tls;
+  const drain = closeConnectionsWhenDraining(frontDoor);
   const proxyServer = tls
-    ? https.createServer(
-        { ...serverOptions, cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
-        frontDoor,
-      )
-    : http.createServer(serverOptions, frontDoor);
+    ? https.createServer({ ...serverOptions, ...(await listenerSecureContext(tls)) }, drain.listener)
+    : http.createServer(serverOptions, drain.listener);
   proxyServer.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     // Node's parser refused the request (smuggling attempts, obs-fold, bad chunking, huge headers).
     if (!socket.writable) {
@@ -173,6 +201,9 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
         ? new ProxyError("headers_too_large", "request headers exceed the limit")
         : new ProxyError("bad_request", "malformed HTTP request");
     socket.end(rawProblem(problem, crypto.randomUUID()));
+    // A peer that neither reads nor closes would otherwise keep the half-closed descriptor.
+    const linger = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+    socket.once("close", () => clearTimeout(linger));
   });
 
   const readiness = (): ReadinessItem[] =>
@@ -227,6 +258,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   const proxyUrl = urlOf(proxyServer, tls ? "https" : "http");
   const adminUrl = urlOf(adminServer, "http");
   auditConfig(logger, "config loaded", config);
+  metrics.configLoaded(now());
   logger.info({ msg: "listening", proxy: proxyUrl, admin: adminUrl });
 
   const warmUp = () => {
@@ -244,6 +276,8 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     async reload(next: ProxyConfig): Promise<void> {
       const nextProblems = await preflight(next, options.env ?? process.env);
       if (nextProblems.length > 0) throw new PreflightError(nextProblems);
+      // Read and checked before anything changes: a missing or broken pair rejects the whole reload.
+      const secureContext = tls && next.listen.tls ? await listenerSecureContext(next.listen.tls) : undefined;
       const sameCredentials = (name: string) =>
         JSON.stringify(active.identities[name]) === JSON.stringify(next.identities[name]) &&
         JSON.stringify(active.cloud) === JSON.stringify(next.cloud);
@@ -252,30 +286,99 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       tokens.retain((p) => sameCredentials(p.identity) && used.has(`${p.identity}\u0000${p.scope}`));
       active = next;
       routing = buildRouting(next);
-      if (JSON.stringify(next.listen) !== JSON.stringify(config.listen)) {
-        logger.warn({ msg: "listen settings changed: ports, host and TLS take effect after a restart" });
+      // New connections get the pair read now (cert-manager rotates it in place); open ones keep theirs.
+      if (secureContext) (proxyServer as https.Server).setSecureContext(secureContext);
+      const restartBound = (l: ProxyConfig["listen"]) => JSON.stringify({ ...l, tls: l.tls !== undefined });
+      if (restartBound(next.listen) !== restartBound(config.listen)) {
+        logger.warn({
+          msg: "listen settings changed: ports, host and turning TLS on or off take effect after a restart",
+        });
       }
       auditConfig(logger, "config reloaded", next);
+      metrics.configLoaded(now());
       if (next.warmup) warmUp();
     },
     async close(drainMs = active.listen.drainTimeoutMs) {
       accepting = false;
-      const proxyClosed = new Promise<void>((resolve) => proxyServer.close(() => resolve()));
-      // Keep-alive connections become idle as their last response ends: close them as they do.
-      const idleSweep = setInterval(() => proxyServer.closeIdleConnections(), 50);
-      proxyServer.closeIdleConnections();
+      drain.start();
+      // http.Server's close() would also destroy every connection that looks idle at this instant,
+      // among them busy callers' whose next request is on its way; net.Server's only stops listening.
+      const proxyClosed = new Promise<void>((resolve) =>
+        net.Server.prototype.close.call(proxyServer, () => resolve()),
+      );
+      // By the first sweep busy callers have sent their next request (answered with Connection: close),
+      // so a connection idle then is not about to be used.
+      const idleSweep = setInterval(() => proxyServer.closeIdleConnections(), IDLE_GRACE_MS);
       const drained = await Promise.race([
         proxyClosed.then(() => true),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), drainMs).unref()),
       ]);
       clearInterval(idleSweep);
       if (!drained) proxyServer.closeAllConnections();
+      proxyServer.close(); // http.Server's own part: stops its header and request timeout checks
       adminServer.closeAllConnections();
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
       tokens.close();
       forwarder.close();
     },
   };
+}
+
+/**
+ * Wraps the proxy's request listener so that, once draining starts, every response whose head is not
+ * written yet says `Connection: close`: Node then closes the socket after it, and busy keep-alive
+ * callers move to another replica instead of being reset at the drain timeout.
+ */
+function closeConnectionsWhenDraining(listener: http.RequestListener): {
+  listener: http.RequestListener;
+  start(): void;
+} {
+  let draining = false;
+  // An array with swap-removal, not a Set: a Set's replaced hash tables in the old generation would keep
+  // finished responses alive through young collections (see Forwarder.inFlight).
+  const open: Array<{ res: http.ServerResponse; slot: number }> = [];
+  const untrack = (entry: { slot: number }) => {
+    const last = open.pop()!;
+    if (last !== entry) {
+      open[entry.slot] = last;
+      last.slot = entry.slot;
+    }
+  };
+  return {
+    listener(req, res) {
+      if (draining) {
+        res.setHeader("connection", "close");
+      } else {
+        const entry = { res, slot: open.length };
+        open.push(entry);
+        res.once("close", () => {
+          if (!draining) untrack(entry);
+        });
+      }
+      listener(req, res);
+    },
+    start() {
+      draining = true;
+      // writeHead merges headers set earlier, so the front door's own head keeps this one.
+      for (const { res } of open) if (!res.headersSent) res.setHeader("connection", "close");
+      open.length = 0;
+    },
+  };
+}
+
+/** The TLS listener's options for a certificate and key pair; throws if either is missing or they do not match. */
+async function listenerSecureContext(files: {
+  certFile: string;
+  keyFile: string;
+}): Promise<SecureContextOptions> {
+  try {
+    const [cert, key] = await Promise.all([readFile(files.certFile), readFile(files.keyFile)]);
+    const context: SecureContextOptions = { ...TLS_POLICY, cert, key };
+    createSecureContext(context); // checks the pair before the server is handed it
+    return context;
+  } catch (err) {
+    throw new Error(`listen.tls: ${(err as Error).message}`);
+  }
 }
 
 /** The audit line: what is configured, never a secret. */
