@@ -22,6 +22,8 @@ export interface StatusSnapshot {
     scope: string;
     access: string;
     upstream401LastHour: number;
+    /** Requests on this prefix right now, from routing to the end of the response. */
+    inFlight: number;
   }>;
   tokens: Array<{
     identity: string;

@@ -218,36 +218,40 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       return { identity: p.identity, scope: p.scope, ready, reason };
     });
   const HOUR = 3_600_000;
-  const status = (): StatusSnapshot => ({
-    ready: accepting && readiness().every((r) => r.ready),
-    generatedAt: new Date(now()).toISOString(),
-    routes: active.routes.map((r) => ({
-      prefix: r.prefix,
-      upstream: r.upstream,
-      identity: r.identity,
-      scope: r.scope,
-      access: describeAccess(r.access),
-      upstream401LastHour: events.count("upstream_401", r.prefix, HOUR),
-    })),
-    tokens: tokens.all().map((p) => {
-      const s = p.state();
-      const t: StatusSnapshot["tokens"][number] = {
-        identity: s.identity,
-        kind: active.identities[s.identity]?.credential.kind ?? "unknown",
-        scope: s.scope,
-        valid: s.valid,
-      };
-      if (s.expiresOn) {
-        t.expiresAt = new Date(s.expiresOn).toISOString();
-        t.expiresInSeconds = Math.round((s.expiresOn - now()) / 1000);
-      }
-      if (s.lastResult) t.lastResult = s.lastResult;
-      if (s.lastAttemptAt !== undefined) t.lastAttemptAt = new Date(s.lastAttemptAt).toISOString();
-      if (s.lastError) t.lastError = s.lastError;
-      return t;
-    }),
-    recentEvents: events.list(HOUR).map((ev) => ({ ...ev, at: new Date(ev.at).toISOString() })),
-  });
+  const status = (): StatusSnapshot => {
+    const inFlightOf = new Map(routeStates.all().map(([prefix, state]) => [prefix, state.inFlight]));
+    return {
+      ready: accepting && readiness().every((r) => r.ready),
+      generatedAt: new Date(now()).toISOString(),
+      routes: active.routes.map((r) => ({
+        prefix: r.prefix,
+        upstream: r.upstream,
+        identity: r.identity,
+        scope: r.scope,
+        access: describeAccess(r.access),
+        upstream401LastHour: events.count("upstream_401", r.prefix, HOUR),
+        inFlight: inFlightOf.get(r.prefix) ?? 0,
+      })),
+      tokens: tokens.all().map((p) => {
+        const s = p.state();
+        const t: StatusSnapshot["tokens"][number] = {
+          identity: s.identity,
+          kind: active.identities[s.identity]?.credential.kind ?? "unknown",
+          scope: s.scope,
+          valid: s.valid,
+        };
+        if (s.expiresOn) {
+          t.expiresAt = new Date(s.expiresOn).toISOString();
+          t.expiresInSeconds = Math.round((s.expiresOn - now()) / 1000);
+        }
+        if (s.lastResult) t.lastResult = s.lastResult;
+        if (s.lastAttemptAt !== undefined) t.lastAttemptAt = new Date(s.lastAttemptAt).toISOString();
+        if (s.lastError) t.lastError = s.lastError;
+        return t;
+      }),
+      recentEvents: events.list(HOUR).map((ev) => ({ ...ev, at: new Date(ev.at).toISOString() })),
+    };
+  };
   const adminServer = http.createServer(
     createAdminApp({ registry: metrics.registry, readiness, accepting: () => accepting, status }),
   );

@@ -17,6 +17,9 @@ const DESIGN: Record<string, { type: string; labels: string[] }> = {
   entra_proxy_request_duration_seconds: { type: "HISTOGRAM", labels: ["route"] },
   entra_proxy_upstream_errors_total: { type: "COUNTER", labels: ["code", "route"] },
   entra_proxy_access_denied_total: { type: "COUNTER", labels: ["reason", "route"] },
+  entra_proxy_build_info: { type: "GAUGE", labels: ["node", "version"] },
+  entra_proxy_config_last_reload_success_timestamp_seconds: { type: "GAUGE", labels: [] },
+  entra_proxy_in_flight_requests: { type: "GAUGE", labels: ["route"] },
 };
 
 test("every metric of the design exists with its exact type and label set; default process metrics too", async (t) => {
@@ -102,4 +105,27 @@ test("10,000 requests to distinct paths do not grow the number of series", async
   );
   const text = JSON.stringify(ours);
   assert.ok(!/items\/\d|unrouted\/\d|wrong-\d/.test(text), "no path or credential in any label");
+});
+
+test("the in-flight count per route is in /metrics and /status.json while requests run, and back to 0 after", async (t) => {
+  const stack = await startStack(t);
+  const slow = [0, 1, 2].map(() => stack.call("/powerplatform/slow/700").then((r) => r.arrayBuffer()));
+  const upstream = stack.world.mocks.powerplatform;
+  while (upstream.received < 3) await new Promise((r) => setTimeout(r, 10));
+  const during = parseMetrics(await stack.metrics());
+  const sample = (p: typeof during) =>
+    p.samples.find((s) => s.name === "entra_proxy_in_flight_requests" && s.labels.route === "/powerplatform");
+  assert.equal(sample(during)?.value, 3);
+  const status = (await (await fetch(`${stack.proxy.adminUrl}/status.json`)).json()) as {
+    routes: Array<{ prefix: string; inFlight: number }>;
+  };
+  assert.equal(status.routes.find((r) => r.prefix === "/powerplatform")?.inFlight, 3);
+  await Promise.all(slow);
+  // The counts drop when each response closes, which the caller may see a moment before.
+  let after = sample(parseMetrics(await stack.metrics()))?.value;
+  for (let i = 0; i < 50 && after !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    after = sample(parseMetrics(await stack.metrics()))?.value;
+  }
+  assert.equal(after, 0);
 });
