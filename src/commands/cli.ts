@@ -19,6 +19,7 @@ export const EXIT_RUNTIME = 2;
 
 export class UsageError extends Error {
   override name = "UsageError";
+  readonly code = "usage";
 }
 
 type Options = NonNullable<ParseArgsConfig["options"]>;

@@ -82,6 +82,7 @@ export async function preflight(config: ProxyConfig, env: NodeJS.ProcessEnv): Pr
 }
 
 export class PreflightError extends Error {
+  readonly code = "preflight_failed";
   readonly problems: string[];
   constructor(problems: string[]) {
     super(problems.join("\n"));
