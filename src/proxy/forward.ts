@@ -276,12 +276,10 @@ export class Forwarder {
 
 /** What http-proxy-3 pipes into the upstream request: never the caller's request itself. */
 function bodyStream(body: OutgoingBody): Readable {
-  switch (body.kind) {
-    case "none":
-      return Readable.from([]);
-    case "buffered":
-      return Readable.from([body.bytes]);
-    case "stream":
-      return body.stream;
-  }
+  if (body.kind === "stream") return body.stream;
+  // A plain readable holding the bytes (or nothing): cheaper per request than Readable.from's iterator.
+  const held = new Readable({ read() {} });
+  if (body.kind === "buffered") held.push(body.bytes);
+  held.push(null);
+  return held;
 }

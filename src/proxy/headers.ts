@@ -29,6 +29,14 @@ const DROPPED_REQUEST_HEADERS = new Set([
  */
 const CLAIMED_BY_FRONT_PROXIES = [
   "forwarded",
+  "x-real-ip",
+  "true-client-ip",
+  "x-client-ip",
+  "x-forwarded-port",
+  "x-forwarded-prefix",
+  "x-forwarded-uri",
+  "x-forwarded-method",
+  "x-original-host",
   "x-ms-client-principal",
   "x-ms-client-principal-id",
   "x-ms-client-principal-name",
@@ -37,6 +45,8 @@ const CLAIMED_BY_FRONT_PROXIES = [
   "x-rewrite-url",
 ];
 const DROPPED_FROM_UNTRUSTED = new Set([...DROPPED_REQUEST_HEADERS, ...CLAIMED_BY_FRONT_PROXIES]);
+/** App Service authentication's token headers (x-ms-token-aad-access-token …) never go upstream. */
+const APP_SERVICE_TOKENS = "x-ms-token-";
 const DROPPED_RESPONSE_HEADERS = new Set(HOP_BY_HOP);
 
 /** Extra hop-by-hop names a `Connection` header lists (never transfer-encoding or host). */
@@ -56,11 +66,16 @@ function connectionListed(connection: string | string[] | undefined): Set<string
  * A copy of `headers` without the dropped and connection-listed names. Copying (rather than deleting
  * in place) keeps the object in V8's fast mode for the spreads http-proxy-3 and Node do next.
  */
-function copyWithout<T extends Record<string, unknown>>(headers: T, dropped: ReadonlySet<string>): T {
+function copyWithout<T extends Record<string, unknown>>(
+  headers: T,
+  dropped: ReadonlySet<string>,
+  droppedPrefix?: string,
+): T {
   const listed = connectionListed(headers.connection as string | string[] | undefined);
   const out: Record<string, unknown> = {};
   for (const name in headers) {
     if (dropped.has(name) || listed?.has(name)) continue;
+    if (droppedPrefix !== undefined && name.startsWith(droppedPrefix)) continue;
     out[name] = headers[name];
   }
   return out as T;
@@ -82,6 +97,7 @@ export function requestHeadersFor(headers: IncomingHttpHeaders, fwd: ForwardedFo
   const out: OutgoingHttpHeaders = copyWithout(
     headers,
     fwd.trustedPeer ? DROPPED_REQUEST_HEADERS : DROPPED_FROM_UNTRUSTED,
+    APP_SERVICE_TOKENS,
   );
   out["x-request-id"] = fwd.requestId;
   const host = headers.host ?? "";

@@ -43,6 +43,8 @@ export interface FrontDoorDeps {
   events: RecentEvents;
 }
 
+/** How long a connection whose body was refused unread may linger before it is destroyed. */
+const UNREAD_BODY_LINGER_MS = 1_000;
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
 /** Everything the steps learn about one request. */
@@ -71,6 +73,8 @@ interface Exchange {
   callerGone: boolean;
   /** Aborts the upstream attempt in progress. */
   abortUpstream: (() => void) | undefined;
+  /** The upstream response being relayed to the caller. */
+  relayed: IncomingMessage | undefined;
 }
 
 /** The caller left before the request was sent upstream: nothing is sent, the log says 499. */
@@ -208,7 +212,10 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     body: OutgoingBody,
     bearer: string,
   ): Promise<IncomingMessage> {
-    if (x.callerGone) return Promise.reject(new CallerGone("the caller left before the request was sent"));
+    // The caller left, or was already answered (its body was refused while the token was fetched).
+    if (x.callerGone || x.error !== undefined) {
+      return Promise.reject(new CallerGone("the caller left or was answered before the request was sent"));
+    }
     x.upstreamStarted = performance.now();
     return new Promise((resolve, reject) => {
       x.abortUpstream = forwarder.forward(
@@ -221,6 +228,8 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
             resolve(upstream);
           },
           onClose(upstream) {
+            // A 401 answer dropped for the retry closes later; only the relayed response counts.
+            if (upstream !== x.relayed) return;
             x.upstreamMs = performance.now() - x.upstreamStarted!;
             // An upstream that dies mid-body must not leave the caller with a short body that looks complete.
             if (!upstream.complete && x.res.headersSent) {
@@ -240,6 +249,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       upstream.resume();
       return;
     }
+    x.relayed = upstream;
     const headers = responseHeaders(upstream, r.target.hostname);
     headers["x-request-id"] = x.requestId;
     const needsMappings = r.config.rewriteLinks || hasRewritableHeader(headers);
@@ -311,8 +321,10 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     // A body left unread (too large, stalled, refused before it was read) ends the connection.
     const unreadBody = !req.complete;
     if (unreadBody) {
+      // Node ends the connection after this response; destroying it only after a linger lets a caller
+      // still uploading read the answer instead of a reset.
       res.setHeader("connection", "close");
-      res.once("finish", () => req.socket.destroy());
+      res.once("finish", () => setTimeout(() => req.socket.destroy(), UNREAD_BODY_LINGER_MS).unref());
     }
     writeProblem(res, problem, x.requestId);
   }
@@ -375,6 +387,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       retried: false,
       callerGone: false,
       abortUpstream: undefined,
+      relayed: undefined,
     };
     res.on("close", () => {
       if (!res.writableFinished) x.callerGone = true;

@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import net, { type AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { compileAccessCheck } from "../access/check.ts";
 import { ClientIpResolver } from "../access/client-ip.ts";
@@ -193,7 +194,8 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     : http.createServer(serverOptions, drain.listener);
   proxyServer.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     // Node's parser refused the request (smuggling attempts, obs-fold, bad chunking, huge headers).
-    if (!socket.writable) {
+    // A response already being written on this socket must not get a second one inside its body.
+    if (!socket.writable || drain.responding(socket)) {
       socket.destroy();
       return;
     }
@@ -337,6 +339,8 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
 function closeConnectionsWhenDraining(listener: http.RequestListener): {
   listener: http.RequestListener;
   start(): void;
+  /** Whether a response has started and not finished on this socket (rare path: a linear scan). */
+  responding(socket: Duplex): boolean;
 } {
   let draining = false;
   // An array with swap-removal, not a Set: a Set's replaced hash tables in the old generation would keep
@@ -361,6 +365,9 @@ function closeConnectionsWhenDraining(listener: http.RequestListener): {
         });
       }
       listener(req, res);
+    },
+    responding(socket) {
+      return open.some((entry) => entry.res.socket === socket && entry.res.headersSent);
     },
     start() {
       draining = true;

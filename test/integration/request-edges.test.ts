@@ -136,6 +136,8 @@ test("identity headers a caller claims are dropped; the request id the proxy log
       "x-ms-client-principal-id": "00000000-0000-0000-0000-000000000001",
       "x-original-url": "/admin",
       "x-rewrite-url": "/admin",
+      "x-real-ip": "10.0.0.1",
+      "x-ms-token-aad-access-token": "eyJ0eXAiOiJKV1QifQ",
       "x-request-id": "bad id with spaces",
     },
   });

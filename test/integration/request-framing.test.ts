@@ -2,6 +2,7 @@
 // A keep-alive upstream records every request its parser saw per connection: a smuggled request would
 // appear there as an extra request, riding on another caller's connection and token.
 import assert from "node:assert/strict";
+import { connect } from "node:net";
 import { test } from "node:test";
 import { chunked, sendRaw } from "../helpers/raw-http.ts";
 import { startRecordingUpstream } from "../helpers/recording-upstream.ts";
@@ -143,4 +144,58 @@ test("maxBodyBytes holds for chunked bodies on every method: 413, and the upstre
   );
   assert.equal(withLength.status, 413, withLength.head);
   assert.equal(upstream.requests.length, 0);
+});
+
+test("a malformed request pipelined behind a response in progress cuts the connection, never a 400 inside the body", async (t) => {
+  const upstream = await startRecordingUpstream(t, (_req, res) => {
+    res.writeHead(200, { "content-length": "20" });
+    res.write("0123456789");
+  });
+  const stack = await startStack(t, { yaml: YAML, env: { RAW_UPSTREAM: upstream.url } });
+  const { port } = new URL(stack.proxy.proxyUrl);
+  const received = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(port), "127.0.0.1", () =>
+      socket.write(`GET /b/x HTTP/1.1\r\nHost: proxy\r\nX-Api-Key: ${stack.world.secrets.apiKey}\r\n\r\n`),
+    );
+    let data = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (d: string) => {
+      data += d;
+      if (data.endsWith("0123456789")) socket.write("BAD\u0001REQUEST\r\n\r\n");
+    });
+    socket.on("error", (err: NodeJS.ErrnoException) =>
+      err.code === "ECONNRESET" ? resolve(data) : reject(err),
+    );
+    socket.on("close", () => resolve(data));
+  });
+  assert.match(received, /^HTTP\/1\.1 200 /);
+  assert.ok(received.endsWith("0123456789"), "the caller sees a short body, then the connection closes");
+  assert.doesNotMatch(received, /HTTP\/1\.1 400/);
+});
+
+test("a body refused while the token is still being fetched sends nothing upstream, not even a connection", async (t) => {
+  const upstream = await startRecordingUpstream(t);
+  const yaml = YAML.replace("warmup: true", "warmup: false").replace(
+    "maxBodyBytes: 1024",
+    "maxBodyBytes: 102400",
+  );
+  const stack = await startStack(t, { yaml, env: { RAW_UPSTREAM: upstream.url } });
+  const release = stack.world.emulator.inject({ delayMs: 1_000, times: 1 });
+  t.after(release);
+  const key = stack.world.secrets.apiKey;
+  const big = "q".repeat(140 * 1024);
+  const res = await sendRaw(
+    stack.proxy.proxyUrl,
+    `POST /a/allowed/x HTTP/1.1\r\nHost: proxy\r\nX-Api-Key: ${key}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked(big)}`,
+  );
+  assert.equal(res.status, 413, res.head);
+  // Once the token is there, a request goes through; the refused one must not have opened a connection.
+  const later = await stack.call("/b/later");
+  assert.equal(later.status, 200);
+  await later.arrayBuffer();
+  assert.deepEqual(
+    upstream.requests.map((r) => r.url),
+    ["/base/later"],
+  );
+  assert.equal(upstream.raw.size, 1, "one upstream connection, the later request's");
 });
