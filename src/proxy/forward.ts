@@ -180,8 +180,9 @@ export class Forwarder {
       agent: request.url.protocol === "https:" ? this.agents.https : this.agents.http,
       // A dead host should fail fast (502), well before the response timeout (504).
       connectTimeout: Math.min(request.timeoutMs, CONNECT_TIMEOUT_MS),
-      buffer: bodyStream(body),
     };
+    const buffer = bodyStream(body);
+    if (buffer) proxyOptions.buffer = buffer;
     this.proxy.web(req, res, proxyOptions, (err) => {
       const e = err as NodeJS.ErrnoException;
       this.untrack(ctx);
@@ -274,12 +275,17 @@ export class Forwarder {
   }
 }
 
-/** What http-proxy-3 pipes into the upstream request: never the caller's request itself. */
-function bodyStream(body: OutgoingBody): Readable {
+/**
+ * What http-proxy-3 pipes into the upstream request instead of the caller's request. Without a body
+ * it pipes the caller's request itself (its default): one with neither Content-Length nor
+ * Transfer-Encoding has no body bytes for Node's parser to deliver, so only the end passes.
+ */
+function bodyStream(body: OutgoingBody): Readable | undefined {
+  if (body.kind === "none") return undefined;
   if (body.kind === "stream") return body.stream;
-  // A plain readable holding the bytes (or nothing): cheaper per request than Readable.from's iterator.
+  // A plain readable holding the bytes: cheaper per request than Readable.from's iterator.
   const held = new Readable({ read() {} });
-  if (body.kind === "buffered") held.push(body.bytes);
+  held.push(body.bytes);
   held.push(null);
   return held;
 }

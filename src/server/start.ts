@@ -360,7 +360,8 @@ function closeConnectionsWhenDraining(listener: http.RequestListener): {
       } else {
         const entry = { res, slot: open.length };
         open.push(entry);
-        res.once("close", () => {
+        // `on`, not `once`: close is emitted once, and once() wraps every listener.
+        res.on("close", () => {
           if (!draining) untrack(entry);
         });
       }
