@@ -2,6 +2,7 @@
 // One Exchange per request carries what the steps learn; the forwarder is handed an explicit upstream
 // request (URL, headers, body framing, token). Responses the proxy makes itself go through problem.ts.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { AccessDecision } from "../access/check.ts";
 import type { ClientIpResolver } from "../access/client-ip.ts";
@@ -42,6 +43,14 @@ export interface FrontDoorDeps {
   metrics: ProxyMetrics;
   logger: Logger;
   events: RecentEvents;
+  /** True from SIGTERM on: every response then says Connection: close. */
+  draining: () => boolean;
+}
+
+export interface FrontDoor {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Whether a response is being written on this socket (a parse error there must not answer inside it). */
+  isResponding(socket: Duplex): boolean;
 }
 
 /** How long a connection whose body was refused unread may linger before it is destroyed. */
@@ -83,8 +92,10 @@ class CallerGone extends Error {
   readonly code = "caller_gone";
 }
 
-export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res: ServerResponse) => void {
+export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   const { forwarder, metrics, logger, events } = deps;
+  /** Sockets whose response head has been written and whose response has not closed yet. */
+  const responding = new WeakSet<Duplex>();
   const requestLog = requestLogger(logger);
 
   // Step 1: the route, and whether this method and path may use it.
@@ -256,8 +267,10 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       return;
     }
     x.relayed = upstream;
+    responding.add(x.req.socket);
     const headers = responseHeaders(upstream, r.target.hostname);
     headers["x-request-id"] = x.requestId;
+    if (deps.draining()) headers.connection = "close";
     const needsMappings = r.config.rewriteLinks || hasRewritableHeader(headers);
     const mappings = needsMappings ? urlMappings(x, r) : [];
     if (needsMappings) {
@@ -324,6 +337,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       res.destroy(); // mid-body failure: the caller must see a broken response, not a short one
       return;
     }
+    if (deps.draining()) res.setHeader("connection", "close");
     // A body left unread (too large, stalled, refused before it was read) ends the connection.
     const unreadBody = !req.complete;
     if (unreadBody) {
@@ -345,6 +359,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     metrics.requests.add(label, method, status);
     metrics.requestDuration.observe(label, seconds);
     if (x.route) x.route.state.inFlight--;
+    responding.delete(req.socket);
     const target = req.url ?? "";
     requestLog({
       requestId: x.requestId,
@@ -374,7 +389,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     });
   }
 
-  return function handle(req, res) {
+  function handle(req: IncomingMessage, res: ServerResponse): void {
     const x: Exchange = {
       req,
       res,
@@ -405,7 +420,9 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     } catch (err) {
       fail(x, err);
     }
-  };
+  }
+
+  return { handle, isResponding: (socket) => responding.has(socket) };
 }
 
 /** Calls `next` with a step's result, at once when the step did not have to wait. */

@@ -4,7 +4,6 @@ import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import net, { type AddressInfo } from "node:net";
-import type { Duplex } from "node:stream";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { compileAccessCheck } from "../access/check.ts";
 import { ClientIpResolver } from "../access/client-ip.ts";
@@ -179,7 +178,16 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   };
   let routing = buildRouting(config);
   const forwarder = new Forwarder();
-  const frontDoor = createFrontDoor({ routing: () => routing, forwarder, metrics, logger, events });
+  /** From SIGTERM on, responses say Connection: close, so busy keep-alive callers move elsewhere. */
+  let draining = false;
+  const frontDoor = createFrontDoor({
+    routing: () => routing,
+    forwarder,
+    metrics,
+    logger,
+    events,
+    draining: () => draining,
+  });
 
   const serverOptions: http.ServerOptions = {
     headersTimeout: 20_000,
@@ -188,14 +196,13 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     maxHeaderSize: 32 * 1024,
   };
   const tls = config.listen.tls;
-  const drain = closeConnectionsWhenDraining(frontDoor);
   const proxyServer = tls
-    ? https.createServer({ ...serverOptions, ...(await listenerSecureContext(tls)) }, drain.listener)
-    : http.createServer(serverOptions, drain.listener);
+    ? https.createServer({ ...serverOptions, ...(await listenerSecureContext(tls)) }, frontDoor.handle)
+    : http.createServer(serverOptions, frontDoor.handle);
   proxyServer.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     // Node's parser refused the request (smuggling attempts, obs-fold, bad chunking, huge headers).
     // A response already being written on this socket must not get a second one inside its body.
-    if (!socket.writable || drain.responding(socket)) {
+    if (!socket.writable || frontDoor.isResponding(socket)) {
       socket.destroy();
       return;
     }
@@ -307,7 +314,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     },
     async close(drainMs = active.listen.drainTimeoutMs) {
       accepting = false;
-      drain.start();
+      draining = true;
       // http.Server's close() would also destroy every connection that looks idle at this instant,
       // among them busy callers' whose next request is on its way; net.Server's only stops listening.
       const proxyClosed = new Promise<void>((resolve) =>
@@ -327,54 +334,6 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
       tokens.close();
       forwarder.close();
-    },
-  };
-}
-
-/**
- * Wraps the proxy's request listener so that, once draining starts, every response whose head is not
- * written yet says `Connection: close`: Node then closes the socket after it, and busy keep-alive
- * callers move to another replica instead of being reset at the drain timeout.
- */
-function closeConnectionsWhenDraining(listener: http.RequestListener): {
-  listener: http.RequestListener;
-  start(): void;
-  /** Whether a response has started and not finished on this socket (rare path: a linear scan). */
-  responding(socket: Duplex): boolean;
-} {
-  let draining = false;
-  // An array with swap-removal, not a Set: a Set's replaced hash tables in the old generation would keep
-  // finished responses alive through young collections (see Forwarder.inFlight).
-  const open: Array<{ res: http.ServerResponse; slot: number }> = [];
-  const untrack = (entry: { slot: number }) => {
-    const last = open.pop()!;
-    if (last !== entry) {
-      open[entry.slot] = last;
-      last.slot = entry.slot;
-    }
-  };
-  return {
-    listener(req, res) {
-      if (draining) {
-        res.setHeader("connection", "close");
-      } else {
-        const entry = { res, slot: open.length };
-        open.push(entry);
-        // `on`, not `once`: close is emitted once, and once() wraps every listener.
-        res.on("close", () => {
-          if (!draining) untrack(entry);
-        });
-      }
-      listener(req, res);
-    },
-    responding(socket) {
-      return open.some((entry) => entry.res.socket === socket && entry.res.headersSent);
-    },
-    start() {
-      draining = true;
-      // writeHead merges headers set earlier, so the front door's own head keeps this one.
-      for (const { res } of open) if (!res.headersSent) res.setHeader("connection", "close");
-      open.length = 0;
     },
   };
 }

@@ -36,8 +36,9 @@ test("an error that is not a ProxyError is a bug: 500 internal_error, logged wit
     metrics,
     logger,
     events: new RecentEvents(10, Date.now),
+    draining: () => false,
   });
-  const server = http.createServer(frontDoor);
+  const server = http.createServer(frontDoor.handle);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   t.after(() => server.close());
   const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/anything`);
