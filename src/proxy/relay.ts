@@ -5,15 +5,21 @@
 // upstream request then, which stops the data.
 import type { Readable, Writable } from "node:stream";
 
-export function relay(from: Readable, to: Writable): void {
+/** `done` gets the number of body bytes relayed, once the source has ended. */
+export function relay(from: Readable, to: Writable, done?: (bytes: number) => void): void {
   const resume = () => from.resume();
+  let bytes = 0;
   from.on("data", (chunk: Buffer) => {
+    bytes += chunk.length;
     if (!to.write(chunk)) {
       from.pause();
       to.once("drain", resume);
     }
   });
-  from.on("end", () => to.end());
+  from.on("end", () => {
+    to.end();
+    done?.(bytes);
+  });
   // Like pipe(): a source that was paused explicitly (adding a data listener does not undo that) flows.
   from.resume();
 }

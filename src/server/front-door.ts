@@ -73,6 +73,10 @@ interface Exchange {
   principal: string | undefined;
   /** Why access was refused (a bounded label, e.g. invalid_key). */
   accessReason: string | undefined;
+  /** The caller's address (X-Forwarded-For believed from trusted peers only). */
+  clientIp: string | undefined;
+  bytesIn: number;
+  bytesOut: number | undefined;
   /** The problem code the caller got, or what went wrong after the response started. */
   error: string | undefined;
   upstreamStatus: number | undefined;
@@ -137,6 +141,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   // Step 2: the caller's credentials.
   function checkAccess(x: Exchange, r: RouteRuntime): void | Promise<void> {
     const clientIp = x.routing.clientIp.resolve(x.req.socket.remoteAddress, x.headers["x-forwarded-for"]);
+    x.clientIp = clientIp;
     const verdict = r.checkAccess(x.headers, clientIp);
     return verdict instanceof Promise
       ? verdict.then((d) => admitOrRefuse(x, r, d))
@@ -173,7 +178,14 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
 
   // Step 4: the body, in the form it is forwarded in.
   function takeBody(x: Exchange, r: RouteRuntime): OutgoingBody | Promise<OutgoingBody> {
-    return readBody(x.req, { maxBytes: r.config.maxBodyBytes, idleMs: r.config.timeoutMs }, (error) => {
+    const limits = {
+      maxBytes: r.config.maxBodyBytes,
+      idleMs: r.config.timeoutMs,
+      onBytes: (total: number) => {
+        x.bytesIn = total;
+      },
+    };
+    return readBody(x.req, limits, (error) => {
       x.abortUpstream?.();
       fail(x, error);
     });
@@ -242,12 +254,13 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
         {
           onResponse(upstream) {
             x.upstreamStatus = upstream.statusCode ?? 502;
+            // Until the body has been relayed too (see passThrough), the time to the response head.
+            x.upstreamMs = performance.now() - x.upstreamStarted!;
             resolve(upstream);
           },
           onClose(upstream) {
             // A 401 answer dropped for the retry closes later; only the relayed response counts.
             if (upstream !== x.relayed) return;
-            x.upstreamMs = performance.now() - x.upstreamStarted!;
             // An upstream that dies mid-body must not leave the caller with a short body that looks complete.
             if (!upstream.complete && x.res.headersSent) {
               x.error = "upstream_reset";
@@ -291,7 +304,10 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       return;
     }
     x.res.writeHead(status, upstream.statusMessage, headers);
-    relay(upstream, x.res);
+    relay(upstream, x.res, (bytes) => {
+      x.bytesOut = bytes;
+      x.upstreamMs = performance.now() - x.upstreamStarted!;
+    });
   }
 
   /** Where callers reach this route: publicUrl, else a Host in publicHosts, else this listener's address. */
@@ -370,10 +386,16 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       status,
       upstreamStatus: x.upstreamStatus,
       durationMs: Math.round(seconds * 1e4) / 10,
+      upstreamMs: x.upstreamMs === undefined ? undefined : Math.round(x.upstreamMs * 10) / 10,
       identity: x.route?.config.identity,
       principal: x.principal,
+      clientIp: x.clientIp ?? normaliseIp(req.socket.remoteAddress ?? ""),
+      bytesIn: x.bytesIn,
+      bytesOut: x.bytesOut,
       retried: x.retried,
-      error: x.error ?? x.accessReason,
+      // For a refusal: the problem code, and why access was refused.
+      error: x.error,
+      reason: x.accessReason,
     });
   }
 
@@ -402,6 +424,9 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       upstreamUrl: undefined,
       principal: undefined,
       accessReason: undefined,
+      clientIp: undefined,
+      bytesIn: 0,
+      bytesOut: undefined,
       error: undefined,
       upstreamStatus: undefined,
       upstreamStarted: undefined,

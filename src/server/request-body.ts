@@ -20,6 +20,8 @@ export interface BodyLimits {
   maxBytes: number;
   /** The longest the caller may go without sending a byte of its body. */
   idleMs: number;
+  /** Told the running total of body bytes received, as they arrive. */
+  onBytes?: (total: number) => void;
 }
 
 export function tooLarge(maxBytes: number): ProxyError {
@@ -92,6 +94,7 @@ export function readBody(
     function onData(chunk: Buffer): void {
       timer.refresh();
       seen += chunk.length;
+      limits.onBytes?.(seen);
       if (seen > limits.maxBytes) {
         fault(tooLarge(limits.maxBytes));
         return;

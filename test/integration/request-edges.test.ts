@@ -215,3 +215,26 @@ test("chunked bodies of 1 KiB and of exactly 64 KiB refused with 401 are replaye
     assert.equal(JSON.parse(res.body).bodyBytes, size);
   }
 });
+
+test("the request line names the client, the bytes both ways, the upstream time, and for a refusal its code and reason", async (t) => {
+  const stack = await startStack(t);
+  const body = JSON.stringify({ rows: "r".repeat(2_000) });
+  const ok = await stack.call("/powerplatform/import", { method: "POST", body });
+  const answer = await ok.arrayBuffer();
+  const denied = await stack.call("/powerplatform/x", { key: "not-the-key" });
+  await denied.arrayBuffer();
+  await new Promise((r) => setTimeout(r, 50)); // the line is written when the response closes
+  const lines = stack.logs
+    .filter((l) => l.includes('"msg":"request"'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const post = lines.find((l) => l.method === "POST")!;
+  assert.equal(post.status, 200);
+  assert.equal(post.clientIp, "127.0.0.1");
+  assert.equal(post.bytesIn, Buffer.byteLength(body));
+  assert.equal(post.bytesOut, answer.byteLength);
+  assert.equal(typeof post.upstreamMs, "number");
+  const refused = lines.find((l) => l.status === 403)!;
+  assert.equal(refused.error, "access_denied");
+  assert.equal(refused.reason, "invalid_key");
+  assert.equal(refused.clientIp, "127.0.0.1");
+});
