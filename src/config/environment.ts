@@ -92,3 +92,21 @@ export function interpolateEnv(text: string, env: NodeJS.ProcessEnv): Interpolat
   }
   return { ok: true, value: out };
 }
+
+/** Where OTLP traces go (design.md "Tracing"); undefined when no endpoint is set. */
+export interface TracingSettings {
+  /** The full traces URL, e.g. http://collector:4318/v1/traces. */
+  url: string;
+  protocol: "http/protobuf" | "http/json";
+}
+
+export function tracingEnvironment(env: NodeJS.ProcessEnv): TracingSettings | undefined {
+  const read = (name: string) => (env[name] === "" ? undefined : env[name]);
+  const tracesEndpoint = read("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+  const endpoint = read("OTEL_EXPORTER_OTLP_ENDPOINT");
+  // The signal-specific endpoint is used as given; the general one gets the traces path appended.
+  const url = tracesEndpoint ?? (endpoint ? `${endpoint.replace(/\/$/, "")}/v1/traces` : undefined);
+  if (url === undefined) return undefined;
+  const protocol = read("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") ?? read("OTEL_EXPORTER_OTLP_PROTOCOL");
+  return { url, protocol: protocol === "http/json" ? "http/json" : "http/protobuf" };
+}

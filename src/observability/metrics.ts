@@ -39,7 +39,7 @@ export interface MetricsOptions {
 }
 
 /** The version in package.json, for entra_proxy_build_info (the same path from src/ and dist/). */
-const VERSION = (
+export const VERSION = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
 ).version;
 

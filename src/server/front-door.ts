@@ -12,6 +12,7 @@ import type { Logger } from "../observability/logger.ts";
 import { requestLogger, safePath } from "../observability/logger.ts";
 import type { ProxyMetrics } from "../observability/metrics.ts";
 import type { RecentEvents } from "../observability/recent-events.ts";
+import type { RequestTrace, Tracing } from "../observability/tracing.ts";
 import type { Forwarder, OutgoingBody } from "../proxy/forward.ts";
 import { pickRequestId, requestHeadersFor, responseHeaders } from "../proxy/headers.ts";
 import { sendWithLinkRewrite } from "../proxy/link-rewrite.ts";
@@ -45,6 +46,8 @@ export interface FrontDoorDeps {
   events: RecentEvents;
   /** True from SIGTERM on: every response then says Connection: close. */
   draining: () => boolean;
+  /** Present only when an OTLP endpoint is configured. */
+  tracing?: Tracing | undefined;
 }
 
 export interface FrontDoor {
@@ -89,6 +92,7 @@ interface Exchange {
   abortUpstream: (() => void) | undefined;
   /** The upstream response being relayed to the caller. */
   relayed: IncomingMessage | undefined;
+  trace: RequestTrace | undefined;
 }
 
 /** The caller left before the request was sent upstream: nothing is sent, the log says 499. */
@@ -246,6 +250,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       return Promise.reject(new CallerGone("the caller left or was answered before the request was sent"));
     }
     x.upstreamStarted = performance.now();
+    const span = x.trace?.startUpstream(x.method, x.upstreamUrl!, headers);
     return new Promise((resolve, reject) => {
       x.abortUpstream = forwarder.forward(
         x.req,
@@ -259,6 +264,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
             resolve(upstream);
           },
           onClose(upstream) {
+            span?.end(upstream.statusCode);
             // A 401 answer dropped for the retry closes later; only the relayed response counts.
             if (upstream !== x.relayed) return;
             // An upstream that dies mid-body must not leave the caller with a short body that looks complete.
@@ -267,7 +273,10 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
               x.res.destroy();
             }
           },
-          onError: reject,
+          onError(error) {
+            span?.end(undefined, error.code);
+            reject(error);
+          },
         },
       );
     });
@@ -376,6 +385,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     metrics.requestDuration.observe(label, seconds);
     if (x.route) x.route.state.inFlight--;
     responding.delete(req.socket);
+    x.trace?.end(label, status, x.error);
     const target = req.url ?? "";
     requestLog({
       requestId: x.requestId,
@@ -435,6 +445,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       callerGone: false,
       abortUpstream: undefined,
       relayed: undefined,
+      trace: deps.tracing?.startRequest(req.method ?? "GET", req.headers),
     };
     res.on("close", () => {
       if (!res.writableFinished) x.callerGone = true;

@@ -10,12 +10,14 @@ import { ClientIpResolver } from "../access/client-ip.ts";
 import { createTokenSource, preflightCredential, type TokenSource } from "../auth/credentials.ts";
 import { type AcquisitionEvent, type BackoffPolicy, TokenManager, TokenProvider } from "../auth/tokens.ts";
 import { describeAccess } from "../config/describe.ts";
+import { tracingEnvironment } from "../config/environment.ts";
 import type { ProxyConfig } from "../config/types.ts";
 import { ProxyError } from "../errors.ts";
 import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
-import { createMetrics, type ProxyMetrics } from "../observability/metrics.ts";
+import { createMetrics, type ProxyMetrics, VERSION } from "../observability/metrics.ts";
 import { RecentEvents } from "../observability/recent-events.ts";
+import { createTracing } from "../observability/tracing.ts";
 import { Forwarder } from "../proxy/forward.ts";
 import { Router } from "../proxy/router.ts";
 import { createFrontDoor, type Routing } from "./front-door.ts";
@@ -97,6 +99,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   const { logger } = options;
   const now = options.now ?? Date.now;
   let accepting = true;
+  const tracing = await createTracing(tracingEnvironment(options.env ?? process.env), VERSION);
   /** The config in force; replaced by reload(). */
   let active = config;
 
@@ -136,6 +139,16 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
 
   function onAcquisition(e: AcquisitionEvent): void {
     if (e.result === "failure") events.record("refresh_failure", e.identity, e.error);
+    const endedAt = now();
+    tracing?.recordTokenAcquisition({
+      identity: e.identity,
+      scope: e.scope,
+      trigger: e.trigger,
+      result: e.result,
+      error: e.error,
+      startedAt: endedAt - e.durationSeconds * 1000,
+      endedAt,
+    });
     metrics.tokenRefreshes.inc({
       identity: e.identity,
       scope: e.scope,
@@ -187,6 +200,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     logger,
     events,
     draining: () => draining,
+    tracing,
   });
 
   const serverOptions: http.ServerOptions = {
@@ -333,6 +347,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       adminServer.closeAllConnections();
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
       tokens.close();
+      await tracing?.shutdown();
       forwarder.close();
     },
   };
