@@ -180,9 +180,8 @@ export class Forwarder {
       agent: request.url.protocol === "https:" ? this.agents.https : this.agents.http,
       // A dead host should fail fast (502), well before the response timeout (504).
       connectTimeout: Math.min(request.timeoutMs, CONNECT_TIMEOUT_MS),
+      buffer: bodyStream(body),
     };
-    const buffer = bodyStream(body);
-    if (buffer) proxyOptions.buffer = buffer;
     this.proxy.web(req, res, proxyOptions, (err) => {
       const e = err as NodeJS.ErrnoException;
       this.untrack(ctx);
@@ -276,12 +275,25 @@ export class Forwarder {
 }
 
 /**
- * What http-proxy-3 pipes into the upstream request instead of the caller's request. Without a body
- * it pipes the caller's request itself (its default): one with neither Content-Length nor
- * Transfer-Encoding has no body bytes for Node's parser to deliver, so only the end passes.
+ * An empty body. http-proxy-3 pipes `buffer` into the upstream request; piping an empty stream only
+ * ends its destination, so this one does exactly that — without a stream's per-pipe listeners and
+ * ticks on every bodyless request, and without state, so one instance serves every request.
  */
-function bodyStream(body: OutgoingBody): Readable | undefined {
-  if (body.kind === "none") return undefined;
+class EmptyBody extends Readable {
+  override _read(): void {
+    this.push(null);
+  }
+
+  override pipe<T extends NodeJS.WritableStream>(destination: T): T {
+    destination.end();
+    return destination;
+  }
+}
+const EMPTY_BODY = new EmptyBody();
+
+/** What http-proxy-3 pipes into the upstream request: never the caller's request itself. */
+function bodyStream(body: OutgoingBody): Readable {
+  if (body.kind === "none") return EMPTY_BODY;
   if (body.kind === "stream") return body.stream;
   // A plain readable holding the bytes: cheaper per request than Readable.from's iterator.
   const held = new Readable({ read() {} });
