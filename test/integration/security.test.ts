@@ -2,10 +2,10 @@
 // receives nothing. The proxy must never become an open token relay.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { connect } from "node:net";
 import { test } from "node:test";
 import { generateKeyPair, SignJWT } from "jose";
 import { DEMO_TENANT } from "../../src/demo/stack.ts";
+import { sendRaw } from "../helpers/raw-http.ts";
 import { startStack } from "../helpers/stack.ts";
 
 const OLD_KEY = "retired-key-from-2020";
@@ -299,12 +299,15 @@ test(`${CASES.length} hostile requests: exact status and problem code, and nothi
     noRole: await emulator.issueToken({ ...base, roles: ["Something.Else"] }),
   };
   // Positive controls: the same routes do work with proper credentials.
-  const okKey = await send(
+  const okKey = await sendRaw(
     stack.proxy.proxyUrl,
     get("/pp/environments/x").replace("{KEY}", stack.world.secrets.apiKey),
   );
   assert.equal(okKey.status, 200, okKey.body);
-  const okJwt = await send(stack.proxy.proxyUrl, get("/jwt/x", `Authorization: Bearer ${tokens.good}\r\n`));
+  const okJwt = await sendRaw(
+    stack.proxy.proxyUrl,
+    get("/jwt/x", `Authorization: Bearer ${tokens.good}\r\n`),
+  );
   assert.equal(okJwt.status, 200, okJwt.body);
   const upstream = stack.world.mocks.powerplatform;
   const forwardedBefore = upstream.requests.length;
@@ -313,7 +316,7 @@ test(`${CASES.length} hostile requests: exact status and problem code, and nothi
     const raw = c.raw
       .replaceAll("{KEY}", stack.world.secrets.apiKey)
       .replace(/\{JWT:(\w+)\}/g, (_, n: string) => tokens[n]!);
-    const res = await send(stack.proxy.proxyUrl, raw);
+    const res = await sendRaw(stack.proxy.proxyUrl, raw);
     let code = "";
     try {
       code = (JSON.parse(res.body) as { code: string }).code;
@@ -357,7 +360,7 @@ test("Host header games do not change where requests go; the inbound bearer is n
     aud: AUDIENCE,
     roles: ["Proxy.Use"],
   });
-  const res = await send(
+  const res = await sendRaw(
     stack.proxy.proxyUrl,
     `GET /jwt/environments HTTP/1.1\r\nHost: evil.example\r\nX-Forwarded-Host: evil.example\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`,
   );
@@ -391,40 +394,6 @@ test("maxConcurrent: requests beyond the limit get 503 overloaded", async (t) =>
   assert.deepEqual(statuses, [200, 200, 503]);
   assert.equal(JSON.parse(results.find((r) => r.status === 503)!.body).code, "overloaded");
 });
-
-function send(base: string, raw: string): Promise<{ status: number; head: string; body: string }> {
-  const { port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), "127.0.0.1", () => socket.write(raw));
-    let data = "";
-    socket.setEncoding("utf8");
-    socket.on("data", (d: string) => {
-      data += d;
-    });
-    socket.on("error", (err: NodeJS.ErrnoException) =>
-      err.code === "ECONNRESET" && data ? finish() : reject(err),
-    );
-    socket.on("end", finish);
-    function finish() {
-      const split = data.indexOf("\r\n\r\n");
-      const head = data.slice(0, split);
-      let body = data.slice(split + 4);
-      if (/transfer-encoding: chunked/i.test(head)) {
-        let out = "";
-        let rest = body;
-        for (;;) {
-          const nl = rest.indexOf("\r\n");
-          const size = Number.parseInt(rest.slice(0, nl), 16);
-          if (!size) break;
-          out += rest.slice(nl + 2, nl + 2 + size);
-          rest = rest.slice(nl + 2 + size + 2);
-        }
-        body = out;
-      }
-      resolve({ status: Number(head.split(" ")[1]), head, body });
-    }
-  });
-}
 
 test("secrets sent in every place never appear in a log line or a metric label", async (t) => {
   const stack = await startStack(t, { yaml: YAML });
