@@ -223,10 +223,10 @@ test("the request line names the client, the bytes both ways, the upstream time,
   const answer = await ok.arrayBuffer();
   const denied = await stack.call("/powerplatform/x", { key: "not-the-key" });
   await denied.arrayBuffer();
-  await new Promise((r) => setTimeout(r, 50)); // the line is written when the response closes
-  const lines = stack.logs
-    .filter((l) => l.includes('"msg":"request"'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  // Each line is written when its response closes, which the caller may see a moment before.
+  const requestLines = () => stack.logs.filter((l) => l.includes('"msg":"request"'));
+  while (requestLines().length < 2) await new Promise((r) => setTimeout(r, 5));
+  const lines = requestLines().map((l) => JSON.parse(l) as Record<string, unknown>);
   const post = lines.find((l) => l.method === "POST")!;
   assert.equal(post.status, 200);
   assert.equal(post.clientIp, "127.0.0.1");
