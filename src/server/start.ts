@@ -11,7 +11,9 @@ import { ClientIpResolver } from "../access/client-ip.ts";
 import { createTokenSource, preflightCredential, type TokenSource } from "../auth/credentials.ts";
 import { type AcquisitionEvent, type BackoffPolicy, TokenManager, TokenProvider } from "../auth/tokens.ts";
 import { describeAccess } from "../config/describe.ts";
+import { describeEgress } from "../config/egress.ts";
 import type { ProxyConfig } from "../config/types.ts";
+import { EgressAgents } from "../egress/agents.ts";
 import { ProxyError } from "../errors.ts";
 import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -100,6 +102,8 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   let accepting = true;
   /** The config in force; replaced by reload(). */
   let active = config;
+  /** Token requests leave through the egress proxy like forwarded traffic (one pool for every identity). */
+  const tokenEgress = new EgressAgents(config.egress, { keepAlive: true });
 
   const tokens: TokenManager = new TokenManager(
     (identityName, scope) =>
@@ -111,6 +115,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
           options.tokenSource?.(identityName, scope) ??
           createTokenSource(active.identities[identityName]!, active.cloud, scope, {
             env: options.env ?? process.env,
+            egress: tokenEgress,
           }),
         onAcquisition: (e) => onAcquisition(e),
         ...(options.backoff ? { backoff: options.backoff } : {}),
@@ -178,7 +183,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     };
   };
   let routing = buildRouting(config);
-  const forwarder = new Forwarder();
+  const forwarder = new Forwarder({ egress: config.egress });
   const frontDoor = createFrontDoor({ routing: () => routing, forwarder, metrics, logger, events });
 
   const serverOptions: http.ServerOptions = {
@@ -253,6 +258,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
         return t;
       }),
       recentEvents: events.list(HOUR).map((ev) => ({ ...ev, at: new Date(ev.at).toISOString() })),
+      egress: describeEgress(config.egress),
     };
   };
   const adminServer = http.createServer(
@@ -301,6 +307,9 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
           msg: "listen settings changed: ports, host and turning TLS on or off take effect after a restart",
         });
       }
+      if (JSON.stringify(next.egress) !== JSON.stringify(config.egress)) {
+        logger.warn({ msg: "egress settings changed: they take effect after a restart" });
+      }
       auditConfig(logger, "config reloaded", next);
       metrics.configLoaded(now());
       if (next.warmup) warmUp();
@@ -327,6 +336,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
       tokens.close();
       forwarder.close();
+      tokenEgress.destroy();
     },
   };
 }
@@ -406,6 +416,7 @@ function auditConfig(logger: Logger, msg: string, config: ProxyConfig): void {
       access: describeAccess(r.access),
     })),
     identities: Object.values(config.identities).map((i) => ({ name: i.name, kind: i.credential.kind })),
+    egress: describeEgress(config.egress),
   });
 }
 
