@@ -22,6 +22,8 @@ export interface ConnectProxy {
   requireAuth(credentials: { user: string; password: string } | undefined): void;
   /** Refuse every tunnel with 403 (a blocked destination) while true. */
   forbid(on: boolean): void;
+  /** Close every open connection and tunnel (a proxy restarted with a new policy). */
+  dropTunnels(): void;
   /** Stop listening and drop every tunnel: the proxy is unreachable. */
   stop(): Promise<void>;
   /** Listen again on the same port. */
@@ -111,6 +113,9 @@ export async function startConnectProxy(t: TestContext): Promise<ConnectProxy> {
     },
     forbid(on: boolean) {
       forbidden = on;
+    },
+    dropTunnels() {
+      for (const socket of open) socket.destroy();
     },
     stop,
     async restart() {
