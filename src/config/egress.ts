@@ -44,8 +44,8 @@ export function parseProxyUrl(value: string): { url: string } | { problem: strin
 }
 
 /**
- * routes.yaml's values, else the environment's. No proxy at all → undefined (traffic goes direct).
- * `where` tells an error's origin, so one from the environment names its variable.
+ * routes.yaml's values, else the environment's, key by key. No proxy at all: no `egress` (traffic
+ * goes direct). A problem with a value from the environment names its variable.
  */
 export function resolveEgress(
   input: EgressInput,
