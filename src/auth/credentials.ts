@@ -3,6 +3,8 @@
 // that is why every call here skips msal's own cache.
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import http from "node:http";
+import https from "node:https";
 import {
   type AccountInfo,
   type AuthenticationResult,
@@ -16,6 +18,7 @@ import {
   PublicClientApplication,
 } from "@azure/msal-node";
 import type { CloudConfig, CredentialKind, IdentityConfig } from "../config/types.ts";
+import { EgressAgents } from "../egress/agents.ts";
 import { type AcquisitionFailure, describeAcquisitionFailure } from "./aadsts.ts";
 import { readPfx } from "./pfx.ts";
 
@@ -103,7 +106,12 @@ export interface TokenSourceOptions {
   /** Per HTTP request to the identity provider. */
   requestTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** How requests to the identity provider leave: through the egress proxy or direct (default). */
+  egress?: EgressAgents;
 }
+
+/** Direct connections over Node's global keep-alive agents. */
+const DIRECT = new EgressAgents(undefined);
 
 export function createTokenSource(
   identity: IdentityConfig,
@@ -129,20 +137,25 @@ interface TokenAnswer {
 }
 
 /**
- * msal-node network module: global fetch with a timeout (msal sets none), and it remembers the
- * last Retry-After so our back-off can honour it.
+ * msal-node network module: Node's http client over our agents (so token requests follow the egress
+ * proxy), with a timeout (msal sets none); it remembers the last Retry-After so our back-off can
+ * honour it, and a failure at the egress proxy, which msal-node would reduce to "network_error".
  */
-class TimedFetchClient implements INetworkModule {
+class TimedHttpClient implements INetworkModule {
   /** msal-node counts expires_in from its request time rounded to the nearest second; we keep the exact one. */
   lastTokenAnswer: TokenAnswer | undefined;
   lastRetryAfterMs: number | undefined;
   lastStatus: number | undefined;
   /** Entra's error text from the last failed answer (discovery errors lose it inside msal-node). */
   lastErrorDescription: string | undefined;
+  /** Why the last request failed at the egress proxy (names the proxy, never its password). */
+  lastEgressFailure: string | undefined;
   private readonly timeoutMs: number;
+  private readonly agents: EgressAgents;
 
-  constructor(timeoutMs: number) {
+  constructor(timeoutMs: number, agents: EgressAgents) {
     this.timeoutMs = timeoutMs;
+    this.agents = agents;
   }
 
   forgetTokenAnswer(): void {
@@ -165,25 +178,63 @@ class TimedFetchClient implements INetworkModule {
     this.lastRetryAfterMs = undefined;
     this.lastStatus = undefined;
     this.lastErrorDescription = undefined;
-    const init: RequestInit = { method, signal: AbortSignal.timeout(this.timeoutMs) };
-    if (options?.headers) init.headers = options.headers;
-    if (method === "POST") init.body = options?.body ?? "";
+    this.lastEgressFailure = undefined;
+    const target = new URL(url);
     const sentAt = Date.now();
-    const response = await fetch(url, init);
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, key) => {
-      headers[key] = value;
-    });
-    this.lastStatus = response.status;
+    let response: { status: number; headers: Record<string, string>; text: string };
+    try {
+      response = await this.exchange(target, method, options);
+    } catch (err) {
+      this.lastEgressFailure = this.agents.proxyFailure(target, err as NodeJS.ErrnoException);
+      throw err;
+    }
+    const { status, headers } = response;
+    this.lastStatus = status;
     this.lastRetryAfterMs = parseRetryAfter(headers["retry-after"]);
-    const body = (await response.json()) as T;
-    const answer = response.ok ? tokenAnswer(body, sentAt) : undefined;
+    const body = JSON.parse(response.text) as T;
+    const answer = status >= 200 && status < 300 ? tokenAnswer(body, sentAt) : undefined;
     if (answer) this.lastTokenAnswer = answer;
-    if (response.status >= 400) {
+    if (status >= 400) {
       const description = (body as { error_description?: unknown } | null)?.error_description;
       if (typeof description === "string") this.lastErrorDescription = description;
     }
-    return { headers, body, status: response.status };
+    return { headers, body, status };
+  }
+
+  /** One request, its whole answer read as text. */
+  private exchange(
+    target: URL,
+    method: string,
+    options: NetworkRequestOptions | undefined,
+  ): Promise<{ status: number; headers: Record<string, string>; text: string }> {
+    const body = method === "POST" ? (options?.body ?? "") : undefined;
+    const headers: http.OutgoingHttpHeaders = { ...options?.headers };
+    if (body !== undefined) headers["content-length"] = Buffer.byteLength(body);
+    const client = target.protocol === "https:" ? https : http;
+    return new Promise((resolve, reject) => {
+      const request = client.request(
+        target,
+        { method, headers, agent: this.agents.agentFor(target), signal: AbortSignal.timeout(this.timeoutMs) },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on("data", (chunk: Buffer) => chunks.push(chunk));
+          response.on("error", reject);
+          response.on("end", () => {
+            const headers: Record<string, string> = {};
+            for (const [key, value] of Object.entries(response.headers)) {
+              if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(", ") : value;
+            }
+            resolve({
+              status: response.statusCode ?? 0,
+              headers,
+              text: Buffer.concat(chunks).toString("utf8"),
+            });
+          });
+        },
+      );
+      request.on("error", reject);
+      request.end(body);
+    });
   }
 }
 
@@ -213,7 +264,7 @@ abstract class MsalSource implements TokenSource {
   protected readonly identity: IdentityConfig;
   protected readonly cloud: CloudConfig;
   protected readonly scope: string;
-  protected readonly network: TimedFetchClient;
+  protected readonly network: TimedHttpClient;
   protected readonly env: NodeJS.ProcessEnv;
 
   constructor(identity: IdentityConfig, cloud: CloudConfig, scope: string, options: TokenSourceOptions) {
@@ -221,7 +272,9 @@ abstract class MsalSource implements TokenSource {
     this.identity = identity;
     this.cloud = cloud;
     this.scope = scope;
-    this.network = new TimedFetchClient(options.requestTimeoutMs ?? 10_000);
+    // The managed-identity endpoint is local to the host (IMDS, App Service): never through the proxy.
+    const agents = this.kind === "managedIdentity" ? DIRECT : (options.egress ?? DIRECT);
+    this.network = new TimedHttpClient(options.requestTimeoutMs ?? 10_000, agents);
     this.env = options.env ?? process.env;
   }
 
@@ -241,7 +294,13 @@ abstract class MsalSource implements TokenSource {
         this.reset();
       }
       let failure = describeAcquisitionFailure(err);
-      if (!failure.aadsts && this.network.lastErrorDescription) {
+      if (this.network.lastEgressFailure) {
+        failure = {
+          error: "network",
+          hint: "The corporate egress proxy refused or could not be reached: check egress.proxy (HTTPS_PROXY), its credentials and its allow list (docs/egress-proxy.md).",
+          message: this.network.lastEgressFailure,
+        };
+      } else if (!failure.aadsts && this.network.lastErrorDescription) {
         // e.g. an unknown tenant fails OIDC discovery with AADSTS90002, which msal-node reports
         // only as endpoints_resolution_error.
         failure = describeAcquisitionFailure({ errorMessage: this.network.lastErrorDescription });

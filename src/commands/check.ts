@@ -1,5 +1,6 @@
 // entra-auth-proxy check [--config routes.yaml] [--online]
 import { describeAccess } from "../config/describe.ts";
+import { describeEgress } from "../config/egress.ts";
 import type { ProxyConfig, RouteConfig } from "../config/types.ts";
 import { preflight } from "../server/start.ts";
 import { type CliIO, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, loadConfigFor, parseCommandArgs } from "./cli.ts";
@@ -39,6 +40,8 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   if (problems.length > 0) return EXIT_USAGE;
 
   for (const route of config.routes) io.stdout.write(`${describeRoute(route, config)}\n`);
+  // Only when a proxy is set: without one the output stays one line per route.
+  if (config.egress) io.stdout.write(`${describeEgress(config.egress)}\n`);
   if (!values.online) return EXIT_OK;
   io.stdout.write("\nTokens:\n");
   const cache: TokenCache = new Map();

@@ -2,6 +2,7 @@
 import { audienceVerdict, formatSummary, summariseToken } from "../auth/claims.ts";
 import { type AcquiredToken, createTokenSource, TokenAcquisitionError } from "../auth/credentials.ts";
 import type { ProxyConfig, RouteConfig } from "../config/types.ts";
+import { EgressAgents } from "../egress/agents.ts";
 import type { CliIO } from "./cli.ts";
 
 export type TokenCache = Map<string, Promise<AcquiredToken>>;
@@ -17,7 +18,8 @@ export function acquireForRoute(
   let pending = cache.get(key);
   if (!pending) {
     const identity = config.identities[route.identity]!;
-    pending = createTokenSource(identity, config.cloud, route.scope, { env }).acquire();
+    const egress = new EgressAgents(config.egress);
+    pending = createTokenSource(identity, config.cloud, route.scope, { env, egress }).acquire();
     cache.set(key, pending);
   }
   return pending;

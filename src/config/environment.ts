@@ -1,5 +1,5 @@
 // The only place the config loader reads the environment: ${VAR} and ${VAR:-default} in routes.yaml
-// string values, and the AKS workload-identity defaults. Everything read here ends up resolved in
+// string values, the AKS workload-identity defaults and the egress proxy variables. Everything read here ends up resolved in
 // ProxyConfig, so no other module needs to read these variables again.
 
 /** What the AKS workload-identity webhook injects into the pod; an empty variable counts as unset. */
@@ -19,6 +19,33 @@ export function workloadIdentityEnvironment(env: NodeJS.ProcessEnv): WorkloadIde
   if (clientId !== undefined) found.clientId = clientId;
   if (tokenFile !== undefined) found.tokenFile = tokenFile;
   return found;
+}
+
+/** The egress proxy variables, each with the name it was read from (for error messages). */
+export interface EgressEnvironment {
+  proxy?: { variable: string; value: string };
+  noProxy?: string[];
+}
+
+/**
+ * HTTPS_PROXY and NO_PROXY, the lower-case form winning as curl and Node (NODE_USE_ENV_PROXY) have
+ * it; an empty variable counts as unset. Only the HTTPS proxy: every Microsoft endpoint is https.
+ */
+export function egressEnvironment(env: NodeJS.ProcessEnv): EgressEnvironment {
+  const first = (...names: string[]) => names.find((name) => env[name] !== undefined && env[name] !== "");
+  const found: EgressEnvironment = {};
+  const proxyVariable = first("https_proxy", "HTTPS_PROXY");
+  if (proxyVariable !== undefined) found.proxy = { variable: proxyVariable, value: env[proxyVariable]! };
+  const noProxyVariable = first("no_proxy", "NO_PROXY");
+  if (noProxyVariable !== undefined) {
+    found.noProxy = splitNoProxy(env[noProxyVariable]!);
+  }
+  return found;
+}
+
+/** NO_PROXY's form: entries separated by commas (and blanks). */
+export function splitNoProxy(value: string): string[] {
+  return value.split(/[\s,]+/).filter((entry) => entry !== "");
 }
 
 export type Interpolation = { ok: true; value: string } | { ok: false; message: string };

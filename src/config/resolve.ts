@@ -6,7 +6,8 @@
 import { dirname, resolve as resolvePath } from "node:path";
 import type * as z from "zod";
 import type { ConfigIssue } from "../errors.ts";
-import { workloadIdentityEnvironment } from "./environment.ts";
+import { egressSchema, resolveEgress } from "./egress.ts";
+import { egressEnvironment, workloadIdentityEnvironment } from "./environment.ts";
 import { defaultMethods, FLOW_SCOPE, presetsApplyIn, resolveCloud, resolveRouteTarget } from "./presets.ts";
 import {
   CREDENTIAL_KEYS,
@@ -85,6 +86,9 @@ export function resolveConfig(
   const listen = resolveListen(parse(listenSchema, doc.listen ?? {}, ["listen"]), report, file);
   const cloudInput = parse(cloudSchema, doc.cloud === undefined ? "public" : doc.cloud, ["cloud"]);
   const cloud: CloudConfig | undefined = cloudInput === undefined ? undefined : resolveCloud(cloudInput);
+  const egressInput = parse(egressSchema, doc.egress ?? {}, ["egress"]);
+  const egress = egressInput && resolveEgress(egressInput, egressEnvironment(ctx.env));
+  if (egress?.problem) report("error", ["egress", egress.problem.key], egress.problem.message);
 
   // Identities: names, then each one's credential.
   const rawIdentities = isRecord(doc.identities) ? doc.identities : {};
@@ -174,18 +178,17 @@ export function resolveConfig(
   if (!top || hasErrors || !listen || !cloud || routes.length !== rawRoutes.length) {
     return { issues };
   }
-  return {
-    config: {
-      file: ctx.file,
-      listen,
-      warmup: top.warmup,
-      cloud,
-      identities,
-      routes,
-      warnings: issues.filter((i) => i.severity === "warning"),
-    },
-    issues,
+  const config: ProxyConfig = {
+    file: ctx.file,
+    listen,
+    warmup: top.warmup,
+    cloud,
+    identities,
+    routes,
+    warnings: issues.filter((i) => i.severity === "warning"),
   };
+  if (egress?.egress) config.egress = egress.egress;
+  return { config, issues };
 }
 
 function resolveListen(

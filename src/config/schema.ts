@@ -5,6 +5,7 @@ import { BlockList, isIP } from "node:net";
 import picomatch from "picomatch";
 import * as z from "zod";
 import { parseApiKeyHash } from "./api-key-hash.ts";
+import { egressSchema } from "./egress.ts";
 import { CLOUD_NAMES, SERVICE_NAMES } from "./presets.ts";
 
 /** Methods a route may allow. CONNECT (tunnels) and TRACE (echoes headers) are never forwarded. */
@@ -549,6 +550,7 @@ export const routesFileSchema = z.strictObject({
   cloud: cloudSchema.default("public"),
   identities: z.record(z.string(), identitySchema),
   routes: z.array(routeSchema).min(1, "list at least one route"),
+  egress: emptyBlockAllowed(egressSchema).optional(),
 });
 
 /**
@@ -558,6 +560,7 @@ export const routesFileSchema = z.strictObject({
 export const topLevelSchema = routesFileSchema.extend({
   listen: z.unknown().optional(),
   cloud: z.unknown().optional(),
+  egress: z.unknown().optional(),
   identities: z.record(z.string(), z.looseObject({})),
   routes: z.array(z.looseObject({})).min(1, "list at least one route"),
 });

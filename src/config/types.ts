@@ -138,6 +138,14 @@ export interface RouteConfig {
   access: AccessConfig;
 }
 
+/** design.md "Corporate egress proxy": present only when a proxy is configured. */
+export interface EgressConfig {
+  /** http(s)://[user:password@]host:port — a secret when it carries a password; show displayProxy(). */
+  proxy: string;
+  /** NO_PROXY entries (curl's conventions): destinations that bypass the proxy. */
+  noProxy: string[];
+}
+
 export interface ProxyConfig {
   /** Absolute path of the routes.yaml this came from. */
   file: string;
@@ -146,6 +154,7 @@ export interface ProxyConfig {
   cloud: CloudConfig;
   identities: Record<string, IdentityConfig>;
   routes: RouteConfig[];
+  egress?: EgressConfig;
   /** Non-fatal findings (anonymous routes, management-app note …) that `check` prints. */
   warnings: import("../errors.ts").ConfigIssue[];
 }

@@ -38,6 +38,8 @@ export interface StatusSnapshot {
   }>;
   /** Upstream 401s and failed refreshes of the last hour, newest first. */
   recentEvents: Array<Omit<RecentEvent, "at"> & { at: string }>;
+  /** Where outgoing HTTPS goes: the egress proxy (without its credentials) or direct. */
+  egress?: string;
 }
 
 export interface AdminDeps {
@@ -153,6 +155,7 @@ th{background:#f4f4f4}code{font-size:12px}
 <h1>entra-auth-proxy</h1>
 <p>Ready: <strong class="${status.ready ? "ok" : "bad"}" id="ready">${status.ready ? "yes" : "no"}</strong>
  · generated ${e(status.generatedAt)} · <a href="/metrics">metrics</a> · <a href="/status.json">status.json</a></p>
+${status.egress ? `<p>${e(status.egress)}</p>` : ""}
 <h2>Routes</h2>
 <table><thead><tr><th>Prefix</th><th>Upstream</th><th>Identity</th><th>Scope</th><th>Access</th><th>Upstream 401s (1 h)</th></tr></thead><tbody>${routes}</tbody></table>
 <h2>Tokens</h2>

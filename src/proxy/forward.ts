@@ -1,15 +1,13 @@
 // The only module that imports http-proxy-3. Streams one request to one upstream URL with a bearer
 // token over keep-alive agents, and hands the upstream response (or a classified error) back to the
 // caller, which decides what the client sees (pass through, or retry after a 401).
-import http, {
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type OutgoingHttpHeaders,
-  type ServerResponse,
-} from "node:http";
-import https from "node:https";
+import type http from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type https from "node:https";
 import { Readable } from "node:stream";
 import { createProxyServer, type ProxyServer } from "http-proxy-3";
+import type { EgressConfig } from "../config/types.ts";
+import { EgressAgents } from "../egress/agents.ts";
 import { ProxyError } from "../errors.ts";
 
 /** The body sent upstream, framed by the proxy: none, bytes held in memory, or a stream of known or unknown length. */
@@ -86,7 +84,8 @@ function activityOf(request: http.ClientRequest): number {
 
 export class Forwarder {
   private readonly proxy: ProxyServer;
-  private readonly agents: { http: http.Agent; https: https.Agent };
+  /** Keep-alive pools: direct, or through the corporate egress proxy. */
+  private readonly agents: EgressAgents;
   /**
    * Upstream requests waiting for, or receiving, their response: an array with swap-removal (each
    * context knows its slot), not a Set. A Set that takes and drops thousands of entries a second
@@ -102,13 +101,13 @@ export class Forwarder {
   private readonly authorizations = new Map<string, string>();
   private readonly sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref();
 
-  constructor(options: { maxSockets?: number } = {}) {
-    const agentOptions = {
+  constructor(options: { maxSockets?: number; egress?: EgressConfig | undefined } = {}) {
+    const agentOptions: https.AgentOptions = {
       keepAlive: true,
       maxSockets: options.maxSockets ?? 512,
-      scheduling: "lifo" as const,
+      scheduling: "lifo",
     };
-    this.agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+    this.agents = new EgressAgents(options.egress, agentOptions);
     this.proxy = createProxyServer({ selfHandleResponse: true, xfwd: false, changeOrigin: true });
     // Each attempt's context travels in the options it was started with, which http-proxy-3 hands
     // to its proxyReq event; the response is then taken from that upstream request itself.
@@ -177,7 +176,7 @@ export class Forwarder {
       target: request.url,
       ignorePath: true,
       method: request.method,
-      agent: request.url.protocol === "https:" ? this.agents.https : this.agents.http,
+      agent: this.agents.agentFor(request.url),
       // A dead host should fail fast (502), well before the response timeout (504).
       connectTimeout: Math.min(request.timeoutMs, CONNECT_TIMEOUT_MS),
       buffer: bodyStream(body),
@@ -192,7 +191,8 @@ export class Forwarder {
         );
       } else {
         const what = e.code && UNREACHABLE_CODES.has(e.code) ? e.code : "connection failed";
-        handlers.onError(new ProxyError("upstream_unreachable", `upstream could not be reached (${what})`));
+        const detail = this.agents.proxyFailure(request.url, e) ?? `upstream could not be reached (${what})`;
+        handlers.onError(new ProxyError("upstream_unreachable", detail));
       }
     });
     return () => {
@@ -268,8 +268,7 @@ export class Forwarder {
     for (const ctx of this.inFlight) ctx.slot = -1;
     this.inFlight.length = 0;
     this.authorizations.clear();
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    this.agents.destroy();
     this.proxy.close();
   }
 }

@@ -10,8 +10,10 @@ import { ClientIpResolver } from "../access/client-ip.ts";
 import { createTokenSource, preflightCredential, type TokenSource } from "../auth/credentials.ts";
 import { type AcquisitionEvent, type BackoffPolicy, TokenManager, TokenProvider } from "../auth/tokens.ts";
 import { describeAccess } from "../config/describe.ts";
+import { describeEgress } from "../config/egress.ts";
 import { tracingEnvironment } from "../config/environment.ts";
 import type { ProxyConfig } from "../config/types.ts";
+import { EgressAgents } from "../egress/agents.ts";
 import { ProxyError } from "../errors.ts";
 import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -102,6 +104,8 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   const tracing = await createTracing(tracingEnvironment(options.env ?? process.env), VERSION);
   /** The config in force; replaced by reload(). */
   let active = config;
+  /** Token requests leave through the egress proxy like forwarded traffic (one pool for every identity). */
+  const tokenEgress = new EgressAgents(config.egress, { keepAlive: true });
 
   const tokens: TokenManager = new TokenManager(
     (identityName, scope) =>
@@ -113,6 +117,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
           options.tokenSource?.(identityName, scope) ??
           createTokenSource(active.identities[identityName]!, active.cloud, scope, {
             env: options.env ?? process.env,
+            egress: tokenEgress,
           }),
         onAcquisition: (e) => onAcquisition(e),
         ...(options.backoff ? { backoff: options.backoff } : {}),
@@ -190,7 +195,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     };
   };
   let routing = buildRouting(config);
-  const forwarder = new Forwarder();
+  const forwarder = new Forwarder({ egress: config.egress });
   /** From SIGTERM on, responses say Connection: close, so busy keep-alive callers move elsewhere. */
   let draining = false;
   const frontDoor = createFrontDoor({
@@ -274,6 +279,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
         return t;
       }),
       recentEvents: events.list(HOUR).map((ev) => ({ ...ev, at: new Date(ev.at).toISOString() })),
+      egress: describeEgress(config.egress),
     };
   };
   const adminServer = http.createServer(
@@ -322,6 +328,9 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
           msg: "listen settings changed: ports, host and turning TLS on or off take effect after a restart",
         });
       }
+      if (JSON.stringify(next.egress) !== JSON.stringify(config.egress)) {
+        logger.warn({ msg: "egress settings changed: they take effect after a restart" });
+      }
       auditConfig(logger, "config reloaded", next);
       metrics.configLoaded(now());
       if (next.warmup) warmUp();
@@ -349,6 +358,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       tokens.close();
       await tracing?.shutdown();
       forwarder.close();
+      tokenEgress.destroy();
     },
   };
 }
@@ -380,6 +390,7 @@ function auditConfig(logger: Logger, msg: string, config: ProxyConfig): void {
       access: describeAccess(r.access),
     })),
     identities: Object.values(config.identities).map((i) => ({ name: i.name, kind: i.credential.kind })),
+    egress: describeEgress(config.egress),
   });
 }
 
