@@ -13,6 +13,7 @@ import { type AcquisitionEvent, type BackoffPolicy, TokenManager, TokenProvider 
 import { describeAccess } from "../config/describe.ts";
 import type { ProxyConfig } from "../config/types.ts";
 import { ProxyError } from "../errors.ts";
+import { createForwardAuth } from "../gateway/forward-auth.ts";
 import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type ProxyMetrics } from "../observability/metrics.ts";
@@ -55,8 +56,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Replaces msal-node token sources (unit tests of the pipeline). */
   tokenSource?: (identity: string, scope: string) => TokenSource;
-  /** Overrides listen.port / adminPort (tests use 0). */
-  ports?: { proxy?: number; admin?: number };
+  /** Overrides listen.port / adminPort / forwardAuth.port (tests use 0). */
+  ports?: { proxy?: number; admin?: number; forwardAuth?: number };
   defaultMetrics?: boolean;
   /** Token back-off policy (tests shorten it). */
   backoff?: BackoffPolicy;
@@ -67,6 +68,8 @@ export interface StartOptions {
 export interface RunningProxy {
   proxyUrl: string;
   adminUrl: string;
+  /** The forward-auth listener, when routes.yaml has a forwardAuth block. */
+  forwardAuthUrl: string | undefined;
   metrics: ProxyMetrics;
   tokens: TokenManager;
   /** Swaps in a new validated config (routes, access, identities); throws and keeps the old one if unservable. */
@@ -209,6 +212,19 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     socket.once("close", () => clearTimeout(linger));
   });
 
+  // Gateways ask here, on a port of its own; its settings are read once (a reload keeps them).
+  const forwardAuthSettings = config.forwardAuth;
+  const forwardAuthDrain = forwardAuthSettings
+    ? closeConnectionsWhenDraining(
+        createForwardAuth({ routing: () => routing, settings: forwardAuthSettings, metrics, logger }),
+      )
+    : undefined;
+  const forwardAuthServer = forwardAuthDrain
+    ? http.createServer(serverOptions, forwardAuthDrain.listener)
+    : undefined;
+  // Gateways send well-formed requests; anything the parser refuses is simply dropped.
+  forwardAuthServer?.on("clientError", (_err, socket: Duplex) => socket.destroy());
+
   const readiness = (): ReadinessItem[] =>
     tokens.all().map((p) => {
       const s = p.state();
@@ -262,11 +278,24 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   const host = config.listen.host;
   await listen(proxyServer, options.ports?.proxy ?? config.listen.port, host);
   await listen(adminServer, options.ports?.admin ?? config.listen.adminPort, host);
+  if (forwardAuthServer && forwardAuthSettings) {
+    await listen(forwardAuthServer, options.ports?.forwardAuth ?? forwardAuthSettings.port, host);
+  }
   const proxyUrl = urlOf(proxyServer, tls ? "https" : "http");
   const adminUrl = urlOf(adminServer, "http");
+  const forwardAuthUrl = forwardAuthServer ? urlOf(forwardAuthServer, "http") : undefined;
   auditConfig(logger, "config loaded", config);
   metrics.configLoaded(now());
   logger.info({ msg: "listening", proxy: proxyUrl, admin: adminUrl });
+  if (forwardAuthUrl) {
+    logger.info({
+      msg: "forward auth listening",
+      forwardAuth: forwardAuthUrl,
+      trustedPeers: forwardAuthSettings?.trustedPeers,
+      pathPrefix: forwardAuthSettings?.pathPrefix,
+      routes: config.routes.filter((r) => r.forwardAuth).map((r) => r.prefix),
+    });
+  }
 
   const warmUp = () => {
     tokens.warmAll().then((results) => {
@@ -278,6 +307,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   return {
     proxyUrl,
     adminUrl,
+    forwardAuthUrl,
     metrics,
     tokens,
     async reload(next: ProxyConfig): Promise<void> {
@@ -301,6 +331,9 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
           msg: "listen settings changed: ports, host and turning TLS on or off take effect after a restart",
         });
       }
+      if (JSON.stringify(next.forwardAuth) !== JSON.stringify(config.forwardAuth)) {
+        logger.warn({ msg: "forwardAuth settings changed: they take effect after a restart" });
+      }
       auditConfig(logger, "config reloaded", next);
       metrics.configLoaded(now());
       if (next.warmup) warmUp();
@@ -308,21 +341,31 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     async close(drainMs = active.listen.drainTimeoutMs) {
       accepting = false;
       drain.start();
+      forwardAuthDrain?.start();
       // http.Server's close() would also destroy every connection that looks idle at this instant,
       // among them busy callers' whose next request is on its way; net.Server's only stops listening.
-      const proxyClosed = new Promise<void>((resolve) =>
-        net.Server.prototype.close.call(proxyServer, () => resolve()),
-      );
+      const stopListening = (server: http.Server | undefined) =>
+        new Promise<void>((resolve) =>
+          server ? net.Server.prototype.close.call(server, () => resolve()) : resolve(),
+        );
+      const proxyClosed = Promise.all([stopListening(proxyServer), stopListening(forwardAuthServer)]);
       // By the first sweep busy callers have sent their next request (answered with Connection: close),
       // so a connection idle then is not about to be used.
-      const idleSweep = setInterval(() => proxyServer.closeIdleConnections(), IDLE_GRACE_MS);
+      const idleSweep = setInterval(() => {
+        proxyServer.closeIdleConnections();
+        forwardAuthServer?.closeIdleConnections();
+      }, IDLE_GRACE_MS);
       const drained = await Promise.race([
         proxyClosed.then(() => true),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), drainMs).unref()),
       ]);
       clearInterval(idleSweep);
-      if (!drained) proxyServer.closeAllConnections();
+      if (!drained) {
+        proxyServer.closeAllConnections();
+        forwardAuthServer?.closeAllConnections();
+      }
       proxyServer.close(); // http.Server's own part: stops its header and request timeout checks
+      forwardAuthServer?.close();
       adminServer.closeAllConnections();
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
       tokens.close();
