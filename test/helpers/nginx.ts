@@ -59,13 +59,15 @@ export function forwardAuthServerBlock(o: GatewayOptions, listenPort: number): s
       proxy_set_header X-Original-Method $request_method;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     }`;
+  // Named upstreams with keepalive, so nginx reuses its connections (and TLS sessions) to each.
+  const apiUpstream = (i: number) => `entra_api_${i}`;
   const apiLocation = (path: string, auth: string, upstream: string) => `
     location ${path}/ {
       auth_request ${auth};
       auth_request_set $auth $upstream_http_authorization;
       proxy_set_header Authorization $auth;
       proxy_set_header X-Api-Key "";
-      proxy_pass ${upstream}/;
+      proxy_pass https://${upstream}/;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_ssl_verify on;
@@ -80,15 +82,16 @@ export function forwardAuthServerBlock(o: GatewayOptions, listenPort: number): s
     server ${fa.host};
     keepalive 16;
   }
+  ${o.routes.map((r, i) => `upstream ${apiUpstream(i)} {\n    server ${new URL(r.upstream).host};\n    keepalive 16;\n  }`).join("\n  ")}
   server {
     listen 127.0.0.1:${listenPort};
     ${authLocation("/_entra_auth", undefined)}
     ${o.untrustedBind ? authLocation("/_entra_auth_untrusted", o.untrustedBind) : ""}
-    ${o.routes.map((r) => apiLocation(r.prefix, "/_entra_auth", r.upstream)).join("\n")}
+    ${o.routes.map((r, i) => apiLocation(r.prefix, "/_entra_auth", apiUpstream(i))).join("\n")}
     ${
       o.untrustedBind
         ? o.routes
-            .map((r) => apiLocation(`${r.prefix}-untrusted`, "/_entra_auth_untrusted", r.upstream))
+            .map((r, i) => apiLocation(`${r.prefix}-untrusted`, "/_entra_auth_untrusted", apiUpstream(i)))
             .join("\n")
         : ""
     }
