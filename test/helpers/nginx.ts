@@ -70,6 +70,7 @@ export function forwardAuthServerBlock(o: GatewayOptions, listenPort: number): s
       proxy_pass https://${upstream}/;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_set_header Host ${o.upstreamName};
       proxy_ssl_verify on;
       proxy_ssl_trusted_certificate ${o.caFile};
       proxy_ssl_name ${o.upstreamName};
