@@ -180,7 +180,7 @@ test("refusals are the problems the proxy would give, with no token", async (t) 
   assert.match(denied, /entra_proxy_access_denied_total\{route="\/pp",reason="invalid_key"\} 1/);
 });
 
-test("an untrusted peer gets 403 and no token; the proxy port never answers forward-auth requests", async (t) => {
+test("an untrusted peer gets 403 and no token; the proxy port never answers forward-auth requests; close() stops the listener", async (t) => {
   const stack = await startStack(t, { yaml: yaml("[127.0.0.1]") });
   const headers = { "x-api-key": stack.world.secrets.apiKey, ...nginx("/pp/environments") };
   await assertAllowed(stack, await ask(stack, "/", headers, { localAddress: "127.0.0.1" }), "/pp");
@@ -195,4 +195,8 @@ test("an untrusted peer gets 403 and no token; the proxy port never answers forw
   const envoyViaProxy = await stack.call("/check/pp/environments");
   assert.equal(envoyViaProxy.status, 404);
   assert.equal(envoyViaProxy.headers.get("authorization"), null);
+
+  // close() stops the forward-auth listener with the others.
+  await stack.proxy.close(100);
+  await assert.rejects(ask(stack, "/", headers), { code: "ECONNREFUSED" });
 });
