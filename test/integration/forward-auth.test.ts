@@ -52,7 +52,7 @@ interface Answer {
 function ask(
   stack: Stack,
   path: string,
-  headers: Record<string, string>,
+  headers: Record<string, string | string[]>,
   options: { method?: string; localAddress?: string } = {},
 ): Promise<Answer> {
   const url = new URL(path, stack.proxy.forwardAuthUrl);
@@ -135,7 +135,7 @@ test("each gateway's header style gets the route's token, and the token never re
 test("refusals are the problems the proxy would give, with no token", async (t) => {
   const stack = await startStack(t, { yaml: yaml("[127.0.0.0/8, ::1]") });
   const key = { "x-api-key": stack.world.secrets.apiKey };
-  const cases: Array<[string, Record<string, string>, number, string]> = [
+  const cases: Array<[string, Record<string, string | string[]>, number, string]> = [
     ["no key", nginx("/pp/environments"), 401, "unauthenticated"],
     ["wrong key", { "x-api-key": "wrong", ...nginx("/pp/environments") }, 403, "access_denied"],
     ["method not allowed", { ...key, ...traefik("/pp/environments", "DELETE") }, 405, "method_not_allowed"],
@@ -146,6 +146,12 @@ test("refusals are the problems the proxy would give, with no token", async (t) 
     ["route without forwardAuth", { ...key, ...nginx("/plain/x") }, 404, "route_not_found"],
     ["absolute-form target", { ...key, ...nginx("http://evil.example/pp/environments") }, 400, "bad_path"],
     ["uri without method", { ...key, "x-original-uri": "/pp/environments" }, 400, "bad_request"],
+    [
+      "uri sent twice",
+      { ...key, "x-original-uri": ["/pp/environments", "/plain/x"], "x-original-method": "GET" },
+      400,
+      "bad_request",
+    ],
     [
       "two styles at once",
       { ...key, ...nginx("/pp/environments"), ...traefik("/plain/x") },
