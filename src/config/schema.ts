@@ -214,6 +214,8 @@ export const forwardAuthSchema = z.strictObject({
     .superRefine((value, ctx) => {
       if (!value.startsWith("/") || /[?#%]/.test(value) || value.includes("//")) {
         ctx.addIssue({ code: "custom", message: 'must be a path such as "/check", without ?, # or %' });
+      } else if (/^\/+$/.test(value)) {
+        ctx.addIssue({ code: "custom", message: "leave pathPrefix out when the gateway adds no prefix" });
       }
     })
     .transform((v) => (v.length > 1 ? v.replace(/\/+$/, "") : v))

@@ -57,6 +57,7 @@ test("forwardAuth: a port shared with the proxy, a bad peer, a bad prefix or an 
       /forwardAuth\.trustedPeers\[0\]: "everyone" is not an IP address/,
     ],
     ["forwardAuth: { pathPrefix: check }\n", /forwardAuth\.pathPrefix: must be a path/],
+    ['forwardAuth: { pathPrefix: "/" }\n', /forwardAuth\.pathPrefix: leave pathPrefix out/],
     ["forwardAuth: { prot: 1 }\n", /forwardAuth/],
   ];
   for (const [extra, message] of cases) {
