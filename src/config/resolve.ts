@@ -12,6 +12,7 @@ import { defaultMethods, FLOW_SCOPE, presetsApplyIn, resolveCloud, resolveRouteT
 import {
   CREDENTIAL_KEYS,
   cloudSchema,
+  forwardAuthSchema,
   type IdentityInput,
   identitySchema,
   isLoopbackHost,
@@ -28,6 +29,7 @@ import type {
   AccessConfig,
   AppRegistrationIdentity,
   CloudConfig,
+  ForwardAuthConfig,
   IdentityConfig,
   ListenConfig,
   ProxyConfig,
@@ -84,6 +86,10 @@ export function resolveConfig(
   const top = parse(topLevelSchema, raw, []);
   const doc = isRecord(raw) ? raw : {};
   const listen = resolveListen(parse(listenSchema, doc.listen ?? {}, ["listen"]), report, file);
+  const forwardAuth =
+    doc.forwardAuth === undefined
+      ? undefined
+      : checkForwardAuth(parse(forwardAuthSchema, doc.forwardAuth ?? {}, ["forwardAuth"]), listen, report);
   const cloudInput = parse(cloudSchema, doc.cloud === undefined ? "public" : doc.cloud, ["cloud"]);
   const cloud: CloudConfig | undefined = cloudInput === undefined ? undefined : resolveCloud(cloudInput);
   const egressInput = parse(egressSchema, doc.egress ?? {}, ["egress"]);
@@ -168,6 +174,17 @@ export function resolveConfig(
     routes.push(route);
   });
 
+  if (doc.forwardAuth === undefined) {
+    for (const route of routes) {
+      if (!route.forwardAuth) continue;
+      report(
+        "warning",
+        ["routes", routes.indexOf(route), "forwardAuth"],
+        `route ${route.prefix} has forwardAuth: true but there is no top-level forwardAuth block, so no listener answers for it`,
+      );
+    }
+  }
+
   for (const name of identityNames) {
     if (!usedIdentities.has(name)) {
       report("warning", ["identities", name], `identity "${name}" is not used by any route`, { key: true });
@@ -181,6 +198,7 @@ export function resolveConfig(
   const config: ProxyConfig = {
     file: ctx.file,
     listen,
+    ...(forwardAuth ? { forwardAuth } : {}),
     warmup: top.warmup,
     cloud,
     identities,
@@ -215,6 +233,24 @@ function resolveListen(
   if (l.publicUrl !== undefined) listen.publicUrl = l.publicUrl;
   if (l.tls) listen.tls = { certFile: file(l.tls.certFile), keyFile: file(l.tls.keyFile) };
   return listen;
+}
+
+function checkForwardAuth(
+  f: z.output<typeof forwardAuthSchema> | undefined,
+  listen: ListenConfig | undefined,
+  report: Reporter,
+): ForwardAuthConfig | undefined {
+  if (f === undefined) return undefined;
+  if (listen && f.port !== 0 && (f.port === listen.port || f.port === listen.adminPort)) {
+    report(
+      "error",
+      ["forwardAuth", "port"],
+      `must differ from listen.port (${listen.port}) and listen.adminPort (${listen.adminPort}): the proxy port never answers forward-auth requests`,
+    );
+  }
+  const forwardAuth: ForwardAuthConfig = { port: f.port, trustedPeers: f.trustedPeers };
+  if (f.pathPrefix !== undefined) forwardAuth.pathPrefix = f.pathPrefix;
+  return forwardAuth;
 }
 
 function buildIdentity(
@@ -459,6 +495,7 @@ function buildRoute(
     maxBodyBytes: input.maxBodyBytes,
     maxConcurrent: input.maxConcurrent,
     rewriteLinks: input.rewriteLinks,
+    forwardAuth: input.forwardAuth,
     access,
   };
   if (input.service !== undefined) route.service = input.service;

@@ -207,6 +207,22 @@ export const listenSchema = z.strictObject({
   drainTimeoutMs: integer(0, 3_600_000).default(20_000),
 });
 
+/** Gateway integration (design.md "Gateway integration (forward auth)"); the default trusts loopback only. */
+export const forwardAuthSchema = z.strictObject({
+  port: port.default(8081),
+  trustedPeers: z.array(cidr).default(["127.0.0.0/8", "::1"]),
+  pathPrefix: nonEmpty
+    .superRefine((value, ctx) => {
+      if (!value.startsWith("/") || /[?#%]/.test(value) || value.includes("//")) {
+        ctx.addIssue({ code: "custom", message: 'must be a path such as "/check", without ?, # or %' });
+      } else if (/^\/+$/.test(value)) {
+        ctx.addIssue({ code: "custom", message: "leave pathPrefix out when the gateway adds no prefix" });
+      }
+    })
+    .transform((v) => (v.length > 1 ? v.replace(/\/+$/, "") : v))
+    .optional(),
+});
+
 export const cloudSchema = z.union(
   [
     z.enum(CLOUD_NAMES),
@@ -517,6 +533,7 @@ const routeSettingsShape = {
   maxBodyBytes: integer(0, Number.MAX_SAFE_INTEGER).default(104_857_600),
   maxConcurrent: integer(1, 1_000_000).default(256),
   rewriteLinks: boolean.default(false),
+  forwardAuth: boolean.default(false),
   access: accessSchema,
 };
 
@@ -546,6 +563,7 @@ export type RouteInput = RouteTargetInput & z.output<typeof routeSettingsSchema>
 
 export const routesFileSchema = z.strictObject({
   listen: emptyBlockAllowed(listenSchema).optional(),
+  forwardAuth: emptyBlockAllowed(forwardAuthSchema).optional(),
   warmup: boolean.default(true),
   cloud: cloudSchema.default("public"),
   identities: z.record(z.string(), identitySchema),
@@ -559,6 +577,7 @@ export const routesFileSchema = z.strictObject({
  */
 export const topLevelSchema = routesFileSchema.extend({
   listen: z.unknown().optional(),
+  forwardAuth: z.unknown().optional(),
   cloud: z.unknown().optional(),
   egress: z.unknown().optional(),
   identities: z.record(z.string(), z.looseObject({})),

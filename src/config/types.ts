@@ -19,6 +19,15 @@ export interface ListenConfig {
   drainTimeoutMs: number; // default 20000
 }
 
+/** The forward-auth listener: gateways ask it whether a request may pass and get the token to attach. */
+export interface ForwardAuthConfig {
+  port: number; // default 8081
+  /** CIDRs (or single addresses) of the gateways that may ask; others get 403. Default loopback. */
+  trustedPeers: string[];
+  /** Envoy ext_authz HTTP: the prefix the gateway puts before the original path (no trailing "/"). */
+  pathPrefix?: string;
+}
+
 export interface CloudConfig {
   /** "custom" when routes.yaml gave { authorityHost }. */
   name: CloudName | "custom";
@@ -135,6 +144,8 @@ export interface RouteConfig {
   maxBodyBytes: number; // default 104857600
   maxConcurrent: number; // default 256
   rewriteLinks: boolean;
+  /** Whether the forward-auth listener answers for this route. */
+  forwardAuth: boolean;
   access: AccessConfig;
 }
 
@@ -150,6 +161,8 @@ export interface ProxyConfig {
   /** Absolute path of the routes.yaml this came from. */
   file: string;
   listen: ListenConfig;
+  /** Absent: no forward-auth listener. */
+  forwardAuth?: ForwardAuthConfig;
   warmup: boolean;
   cloud: CloudConfig;
   identities: Record<string, IdentityConfig>;

@@ -22,12 +22,12 @@ import {
   rewriteLocationHeaders,
   type UrlMapping,
   WORKFLOW_SEGMENT,
-  withPinnedQuery,
 } from "../proxy/rewrite.ts";
 import type { Router } from "../proxy/router.ts";
+import { accessRefusal, upstreamFor } from "./admission.ts";
 import { writeProblem } from "./problem.ts";
 import { isReplayable, readBody } from "./request-body.ts";
-import { isWorkflowPath, type RouteRuntime, workflowPathOf } from "./route-runtime.ts";
+import { type RouteRuntime, workflowPathOf } from "./route-runtime.ts";
 
 /** What a config reload swaps in one assignment, so a request sees either the old or the new set. */
 export interface Routing {
@@ -112,33 +112,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const r = match.route;
     x.route = r;
     r.state.inFlight++;
-    if (r.workflowRoot && isWorkflowPath(match.rest)) {
-      // A flow's workflow is reachable only by GET on the exact status URLs the flow returned.
-      if (x.method !== "GET") {
-        throw new ProxyError("method_not_allowed", "status URLs of a flow are polled with GET", {
-          headers: { allow: "GET" },
-        });
-      }
-      const pathAndQuery = match.rest + match.query;
-      if (!r.state.isStatusUrl(pathAndQuery)) {
-        throw new ProxyError("bad_path", "not a status URL this flow returned");
-      }
-      x.upstreamUrl = joinUrl(r.workflowRoot, pathAndQuery.slice(WORKFLOW_SEGMENT.length));
-      return r;
-    }
-    if (!r.methods.has(x.method)) {
-      throw new ProxyError("method_not_allowed", `${x.method} is not allowed on this route`, {
-        headers: { allow: [...r.methods].join(", ") },
-      });
-    }
-    if (r.allowPath && !r.allowPath(match.rest)) {
-      throw new ProxyError("bad_path", "this path is not in the route's allowlist");
-    }
-    const pinned = r.config.pinnedQuery;
-    x.upstreamUrl = joinUrl(
-      r.target,
-      match.rest + (pinned ? withPinnedQuery(match.query, pinned) : match.query),
-    );
+    x.upstreamUrl = upstreamFor(match, x.method);
     return r;
   }
 
@@ -159,16 +133,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     }
     x.accessReason = decision.reason;
     metrics.accessDenied.inc({ route: r.label, reason: decision.reason });
-    const headers: Record<string, string> = {};
-    if (decision.challenge) headers["www-authenticate"] = decision.challenge;
-    if (decision.retryAfter !== undefined) headers["retry-after"] = String(decision.retryAfter);
-    const message =
-      decision.code === "unauthenticated"
-        ? "credentials required"
-        : decision.code === "jwks_unavailable"
-          ? "the keys to verify the caller's token cannot be fetched"
-          : "access denied";
-    throw new ProxyError(decision.code, message, { headers });
+    throw accessRefusal(decision);
   }
 
   // Step 3: room on the route.
@@ -487,16 +452,4 @@ function firstValue(header: string | string[] | undefined): string | undefined {
   const value = Array.isArray(header) ? header[0] : header;
   const first = value?.split(",")[0]?.trim();
   return first || undefined;
-}
-
-/**
- * The upstream URL for a path after the prefix: joined as text, so a path starting with "//" stays a
- * path on the upstream's host instead of naming another host.
- */
-function joinUrl(base: URL, pathAndQuery: string): URL {
-  const basePath = base.pathname === "/" ? "" : base.pathname.replace(/\/$/, "");
-  const url = new URL(`${base.origin}${basePath}${pathAndQuery}`);
-  if (url.origin !== base.origin)
-    throw new ProxyError("bad_path", "the path would leave the route's upstream");
-  return url;
 }

@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import net, { type AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { compileAccessCheck } from "../access/check.ts";
 import { ClientIpResolver } from "../access/client-ip.ts";
@@ -15,6 +16,7 @@ import { tracingEnvironment } from "../config/environment.ts";
 import type { ProxyConfig } from "../config/types.ts";
 import { EgressAgents } from "../egress/agents.ts";
 import { ProxyError } from "../errors.ts";
+import { createForwardAuth } from "../gateway/forward-auth.ts";
 import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type ProxyMetrics, VERSION } from "../observability/metrics.ts";
@@ -58,8 +60,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Replaces msal-node token sources (unit tests of the pipeline). */
   tokenSource?: (identity: string, scope: string) => TokenSource;
-  /** Overrides listen.port / adminPort (tests use 0). */
-  ports?: { proxy?: number; admin?: number };
+  /** Overrides listen.port / adminPort / forwardAuth.port (tests use 0). */
+  ports?: { proxy?: number; admin?: number; forwardAuth?: number };
   defaultMetrics?: boolean;
   /** Token back-off policy (tests shorten it). */
   backoff?: BackoffPolicy;
@@ -70,6 +72,8 @@ export interface StartOptions {
 export interface RunningProxy {
   proxyUrl: string;
   adminUrl: string;
+  /** The forward-auth listener, when routes.yaml has a forwardAuth block. */
+  forwardAuthUrl: string | undefined;
   metrics: ProxyMetrics;
   tokens: TokenManager;
   /** Swaps in a new validated config (routes, access, identities); throws and keeps the old one if unservable. */
@@ -235,6 +239,21 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     socket.once("close", () => clearTimeout(linger));
   });
 
+  // Gateways ask here, on a port of its own; its settings are read once (a reload keeps them).
+  const forwardAuthSettings = config.forwardAuth;
+  const forwardAuth = forwardAuthSettings
+    ? createForwardAuth({ routing: () => routing, settings: forwardAuthSettings, metrics, logger })
+    : undefined;
+  const forwardAuthServer = forwardAuth
+    ? http.createServer(serverOptions, (req, res) => {
+        // Its answers are immediate; during the drain they end the gateway's connection too.
+        if (draining) res.setHeader("connection", "close");
+        forwardAuth(req, res);
+      })
+    : undefined;
+  // Gateways send well-formed requests; anything the parser refuses is simply dropped.
+  forwardAuthServer?.on("clientError", (_err, socket: Duplex) => socket.destroy());
+
   const readiness = (): ReadinessItem[] =>
     tokens.all().map((p) => {
       const s = p.state();
@@ -289,11 +308,24 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   const host = config.listen.host;
   await listen(proxyServer, options.ports?.proxy ?? config.listen.port, host);
   await listen(adminServer, options.ports?.admin ?? config.listen.adminPort, host);
+  if (forwardAuthServer && forwardAuthSettings) {
+    await listen(forwardAuthServer, options.ports?.forwardAuth ?? forwardAuthSettings.port, host);
+  }
   const proxyUrl = urlOf(proxyServer, tls ? "https" : "http");
   const adminUrl = urlOf(adminServer, "http");
+  const forwardAuthUrl = forwardAuthServer ? urlOf(forwardAuthServer, "http") : undefined;
   auditConfig(logger, "config loaded", config);
   metrics.configLoaded(now());
   logger.info({ msg: "listening", proxy: proxyUrl, admin: adminUrl });
+  if (forwardAuthUrl) {
+    logger.info({
+      msg: "forward auth listening",
+      forwardAuth: forwardAuthUrl,
+      trustedPeers: forwardAuthSettings?.trustedPeers,
+      pathPrefix: forwardAuthSettings?.pathPrefix,
+      routes: config.routes.filter((r) => r.forwardAuth).map((r) => r.prefix),
+    });
+  }
 
   const warmUp = () => {
     tokens.warmAll().then((results) => {
@@ -305,6 +337,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   return {
     proxyUrl,
     adminUrl,
+    forwardAuthUrl,
     metrics,
     tokens,
     async reload(next: ProxyConfig): Promise<void> {
@@ -331,6 +364,9 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       if (JSON.stringify(next.egress) !== JSON.stringify(config.egress)) {
         logger.warn({ msg: "egress settings changed: they take effect after a restart" });
       }
+      if (JSON.stringify(next.forwardAuth) !== JSON.stringify(config.forwardAuth)) {
+        logger.warn({ msg: "forwardAuth settings changed: they take effect after a restart" });
+      }
       auditConfig(logger, "config reloaded", next);
       metrics.configLoaded(now());
       if (next.warmup) warmUp();
@@ -340,19 +376,28 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       draining = true;
       // http.Server's close() would also destroy every connection that looks idle at this instant,
       // among them busy callers' whose next request is on its way; net.Server's only stops listening.
-      const proxyClosed = new Promise<void>((resolve) =>
-        net.Server.prototype.close.call(proxyServer, () => resolve()),
-      );
+      const stopListening = (server: http.Server | undefined) =>
+        new Promise<void>((resolve) =>
+          server ? net.Server.prototype.close.call(server, () => resolve()) : resolve(),
+        );
+      const proxyClosed = Promise.all([stopListening(proxyServer), stopListening(forwardAuthServer)]);
       // By the first sweep busy callers have sent their next request (answered with Connection: close),
       // so a connection idle then is not about to be used.
-      const idleSweep = setInterval(() => proxyServer.closeIdleConnections(), IDLE_GRACE_MS);
+      const idleSweep = setInterval(() => {
+        proxyServer.closeIdleConnections();
+        forwardAuthServer?.closeIdleConnections();
+      }, IDLE_GRACE_MS);
       const drained = await Promise.race([
         proxyClosed.then(() => true),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), drainMs).unref()),
       ]);
       clearInterval(idleSweep);
-      if (!drained) proxyServer.closeAllConnections();
+      if (!drained) {
+        proxyServer.closeAllConnections();
+        forwardAuthServer?.closeAllConnections();
+      }
       proxyServer.close(); // http.Server's own part: stops its header and request timeout checks
+      forwardAuthServer?.close();
       adminServer.closeAllConnections();
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
       tokens.close();

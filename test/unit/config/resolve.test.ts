@@ -109,6 +109,7 @@ test("a full valid config resolves to the expected ProxyConfig", () => {
         maxBodyBytes: 2048,
         maxConcurrent: 8,
         rewriteLinks: true,
+        forwardAuth: false,
         access: {
           anonymous: false,
           apiKeys: [
@@ -134,6 +135,7 @@ test("a full valid config resolves to the expected ProxyConfig", () => {
         maxBodyBytes: 104857600,
         maxConcurrent: 256,
         rewriteLinks: false,
+        forwardAuth: false,
         access: { anonymous: true },
       },
       {
@@ -148,6 +150,7 @@ test("a full valid config resolves to the expected ProxyConfig", () => {
         maxBodyBytes: 104857600,
         maxConcurrent: 256,
         rewriteLinks: false,
+        forwardAuth: false,
         access: { anonymous: false, cidrs: ["192.0.2.7"] },
       },
       {
@@ -160,6 +163,7 @@ test("a full valid config resolves to the expected ProxyConfig", () => {
         maxBodyBytes: 104857600,
         maxConcurrent: 256,
         rewriteLinks: false,
+        forwardAuth: false,
         access: {
           anonymous: false,
           jwt: {

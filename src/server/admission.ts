@@ -1,0 +1,62 @@
+// The checks a request passes before it may use a route, shared by the proxy's front door and the
+// forward-auth listener so both refuse the same requests with the same problem: the flow workflow
+// rule, the method and path allowlists, the upstream URL, and the access decision's problem.
+import type { AccessDecision } from "../access/check.ts";
+import { ProxyError } from "../errors.ts";
+import { WORKFLOW_SEGMENT, withPinnedQuery } from "../proxy/rewrite.ts";
+import type { RouteMatch } from "../proxy/router.ts";
+import { isWorkflowPath, type RouteRuntime } from "./route-runtime.ts";
+
+/** Where a matched request goes upstream; throws ProxyError when its method or path may not use the route. */
+export function upstreamFor(match: RouteMatch<RouteRuntime>, method: string): URL {
+  const r = match.route;
+  if (r.workflowRoot && isWorkflowPath(match.rest)) {
+    // A flow's workflow is reachable only by GET on the exact status URLs the flow returned.
+    if (method !== "GET") {
+      throw new ProxyError("method_not_allowed", "status URLs of a flow are polled with GET", {
+        headers: { allow: "GET" },
+      });
+    }
+    const pathAndQuery = match.rest + match.query;
+    if (!r.state.isStatusUrl(pathAndQuery)) {
+      throw new ProxyError("bad_path", "not a status URL this flow returned");
+    }
+    return joinUrl(r.workflowRoot, pathAndQuery.slice(WORKFLOW_SEGMENT.length));
+  }
+  if (!r.methods.has(method)) {
+    throw new ProxyError("method_not_allowed", `${method} is not allowed on this route`, {
+      headers: { allow: [...r.methods].join(", ") },
+    });
+  }
+  if (r.allowPath && !r.allowPath(match.rest)) {
+    throw new ProxyError("bad_path", "this path is not in the route's allowlist");
+  }
+  const pinned = r.config.pinnedQuery;
+  return joinUrl(r.target, match.rest + (pinned ? withPinnedQuery(match.query, pinned) : match.query));
+}
+
+/** The problem a refused access decision is answered with. */
+export function accessRefusal(decision: Extract<AccessDecision, { allowed: false }>): ProxyError {
+  const headers: Record<string, string> = {};
+  if (decision.challenge) headers["www-authenticate"] = decision.challenge;
+  if (decision.retryAfter !== undefined) headers["retry-after"] = String(decision.retryAfter);
+  const message =
+    decision.code === "unauthenticated"
+      ? "credentials required"
+      : decision.code === "jwks_unavailable"
+        ? "the keys to verify the caller's token cannot be fetched"
+        : "access denied";
+  return new ProxyError(decision.code, message, { headers });
+}
+
+/**
+ * The upstream URL for a path after the prefix: joined as text, so a path starting with "//" stays a
+ * path on the upstream's host instead of naming another host.
+ */
+function joinUrl(base: URL, pathAndQuery: string): URL {
+  const basePath = base.pathname === "/" ? "" : base.pathname.replace(/\/$/, "");
+  const url = new URL(`${base.origin}${basePath}${pathAndQuery}`);
+  if (url.origin !== base.origin)
+    throw new ProxyError("bad_path", "the path would leave the route's upstream");
+  return url;
+}
