@@ -136,6 +136,8 @@ export interface RouteConfig {
   maxConcurrent: number; // default 256
   rewriteLinks: boolean;
   access: AccessConfig;
+  /** Tokens are exchanged on behalf of the caller (its verified access.jwt token); set only when true. */
+  onBehalfOf?: true;
 }
 
 export interface ProxyConfig {
