@@ -176,7 +176,8 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
 
   // Step 5: the route's token, or on an on-behalf-of route the caller's own (synchronously when cached).
   function attachToken(x: Exchange, r: RouteRuntime): string | Promise<string> {
-    const tokens = r.obo === undefined ? r.tokens : (x.tokens = r.obo.forCaller(x.caller));
+    if (r.obo !== undefined) x.tokens = r.obo.forCaller(x.caller);
+    const tokens = x.tokens ?? r.tokens;
     return tokens.peek() ?? tokens.get();
   }
 
@@ -377,7 +378,9 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     const r = route(x);
     return after(checkAccess(x, r), () => {
       admit(r);
-      return after(takeBody(x, r), (body) => after(attachToken(x, r), (bearer) => forward(x, r, body, bearer)));
+      return after(takeBody(x, r), (body) =>
+        after(attachToken(x, r), (bearer) => forward(x, r, body, bearer)),
+      );
     });
   }
 

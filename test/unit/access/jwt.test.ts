@@ -72,7 +72,10 @@ test("a token without exp, an expired or a bad token get 401 invalid_token; a va
   const check = routeCheck(jwks.url, Date.now);
   const now = Math.floor(Date.now() / 1000);
 
-  assert.partialDeepStrictEqual(await check(await key.sign({})), { allowed: true, principal: "jwt:caller-oid" });
+  assert.partialDeepStrictEqual(await check(await key.sign({})), {
+    allowed: true,
+    principal: "jwt:caller-oid",
+  });
   assert.deepEqual(await check(await key.sign({}, { exp: null })), invalidToken("jwt_invalid"));
   assert.deepEqual(
     await check(await key.sign({ iat: now - 7200 }, { exp: now - 3600 })),
