@@ -237,3 +237,16 @@ test("a forged or expired inbound token never reaches Entra", async (t) => {
   assert.equal(oboGrants(stack), 0);
   assert.equal(stack.world.mocks.powerplatform.requests.length, 0);
 });
+
+test("an upstream 401 renews that user's token by a new exchange and retries once", async (t) => {
+  const stack = await oboStack(t);
+  const token = await userToken(stack, "alice");
+  assert.equal((await callAs(stack, token)).status, 200);
+  stack.world.mocks.powerplatform.revokeSeenTokens();
+  const res = await callAs(stack, token);
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.equal(((await res.json()) as Echo).token.oid, USERS.alice.objectId);
+  assert.equal(oboGrants(stack), 2);
+  const metrics = await stack.metrics();
+  assert.equal(metricValue(metrics, "entra_proxy_upstream_401_total", { route: "/me/powerplatform" }), 1);
+});
