@@ -57,6 +57,7 @@ async function main(): Promise<void> {
   let exchanges = 0;
   const cache = new OboTokenCache({
     identity: "web-api",
+    kind: "clientSecret",
     scope: "https://api.powerplatform.com/.default",
     maxUsers: users,
     exchange: async (assertion): Promise<AcquiredToken> => {

@@ -1,6 +1,7 @@
 // Tokens on behalf of callers (design.md "On-behalf-of"): per (identity, scope), a bounded LRU of users,
 // each with its own TokenProvider — single-flight, refresh ahead, back-off, exactly as app tokens — fed
 // by the caller's latest verified token. Entra's refusals become the caller's errors, never a back-off.
+import type { CredentialKind } from "../config/types.ts";
 import { ProxyError } from "../errors.ts";
 import type { AcquisitionFailure } from "./aadsts.ts";
 import { type AcquiredToken, TokenAcquisitionError } from "./credentials.ts";
@@ -19,6 +20,8 @@ export const DEFAULT_MAX_OBO_USERS = 10_000;
 
 export interface OboTokenCacheOptions {
   identity: string;
+  /** The identity's credential kind (a confidential client's). */
+  kind: CredentialKind;
   scope: string;
   exchange: (assertion: string) => Promise<AcquiredToken>;
   /** Users kept; the least recently used is forgotten beyond it. */
@@ -108,7 +111,7 @@ class CallerTokens implements BearerTokens {
       identity: options.identity,
       scope: options.scope,
       now,
-      source: { kind: "clientSecret", acquire: () => this.exchange() },
+      source: { kind: options.kind, acquire: () => this.exchange() },
       reportTrigger: "on_behalf_of",
     };
     if (options.backoff) providerOptions.backoff = options.backoff;

@@ -110,7 +110,7 @@ export class TokenProvider implements BearerTokens {
 
   /**
    * A valid token without waiting, when one is cached; starts a background refresh when the token
-   * has reached its refresh time. The hot path calls this first.
+   * has reached its refresh time (unless `refreshWhenDue` is false). The hot path calls this first.
    */
   peek(refreshWhenDue = true): string | undefined {
     const cached = this.cached;

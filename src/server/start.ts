@@ -131,6 +131,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     (identityName, scope) =>
       new OboTokenCache({
         identity: identityName,
+        kind: active.identities[identityName]!.credential.kind,
         scope,
         now,
         exchange: (assertion) => exchanges(identityName, scope).exchange(assertion),

@@ -19,6 +19,7 @@ function setup(
   const events: AcquisitionEvent[] = [];
   const cache = new OboTokenCache({
     identity: "web-api",
+    kind: "clientSecret",
     scope: SCOPE,
     now: () => now,
     ...(options.maxUsers !== undefined ? { maxUsers: options.maxUsers } : {}),
