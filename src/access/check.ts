@@ -4,10 +4,17 @@ import { hash, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import type { AccessConfig } from "../config/types.ts";
 import { buildBlockList, contains } from "./client-ip.ts";
-import { bearerToken, compileJwtCheck, type JwtDecision } from "./jwt.ts";
+import { bearerToken, compileJwtCheck, type JwtDecision, type VerifiedCaller } from "./jwt.ts";
+
+export type { VerifiedCaller } from "./jwt.ts";
 
 export type AccessDecision =
-  | { allowed: true; principal: string }
+  | {
+      allowed: true;
+      principal: string;
+      /** The verified inbound JWT's caller, on routes that check one (on-behalf-of exchanges it). */
+      caller?: VerifiedCaller;
+    }
   | {
       allowed: false;
       /** unauthenticated → 401, access_denied → 403, jwks_unavailable → 503 (src/errors.ts). */
@@ -50,7 +57,16 @@ const bearerChallenge = 'Bearer realm="entra-auth-proxy"';
 /** RFC 6750: a token that is malformed, expired or otherwise not acceptable. */
 const invalidTokenChallenge = 'Bearer error="invalid_token"';
 
-export function compileAccessCheck(access: AccessConfig, now: () => number = Date.now): AccessCheck {
+export interface AccessCheckOptions {
+  /** On-behalf-of routes: the principal logged names no user (their oid stays out of the logs). */
+  onBehalfOf?: boolean;
+}
+
+export function compileAccessCheck(
+  access: AccessConfig,
+  now: () => number = Date.now,
+  options: AccessCheckOptions = {},
+): AccessCheck {
   if (access.anonymous) return () => ({ allowed: true, principal: "anonymous" });
   const checkKeysAndCidrs = compileKeysAndCidrs(access, now);
   if (!access.jwt) return checkKeysAndCidrs;
@@ -64,9 +80,11 @@ export function compileAccessCheck(access: AccessConfig, now: () => number = Dat
     }
     const verdict = await verifyJwt(token);
     if (!verdict.ok) return jwtDenial(verdict);
+    const principal = options.onBehalfOf ? "jwt:on_behalf_of" : verdict.principal;
     return {
       allowed: true,
-      principal: first.principal === "any" ? verdict.principal : `${first.principal},${verdict.principal}`,
+      principal: first.principal === "any" ? principal : `${first.principal},${principal}`,
+      caller: verdict.caller,
     };
   };
 }

@@ -5,8 +5,18 @@ import { errors, jwtVerify } from "jose";
 import type { JwtAccessConfig } from "../config/types.ts";
 import { JwksKeySource, type JwksOptions, JwksUnavailable } from "./jwks.ts";
 
+/** The caller a verified token names, and the token itself: what an on-behalf-of exchange needs. */
+export interface VerifiedCaller {
+  /** The token's `oid`, else its `sub`: the key of the caller's on-behalf-of tokens. */
+  user: string;
+  /** The verified token, exchanged as the assertion of on-behalf-of; never logged or forwarded. */
+  assertion: string;
+  /** Epoch ms of its `exp`. */
+  expiresAt: number;
+}
+
 export type JwtDecision =
-  | { ok: true; principal: string }
+  | { ok: true; principal: string; caller: VerifiedCaller }
   /** The token is not acceptable at all (401): bad signature, issuer, audience, no `exp`, malformed. */
   | { ok: false; reason: "jwt_invalid" | "jwt_expired" }
   /** A valid token that lacks what the route requires (403). */
@@ -53,7 +63,11 @@ export function compileJwtCheck(
     if (config.allowedObjectIds && !config.allowedObjectIds.includes(oid)) {
       return { ok: false, reason: "jwt_object_id" };
     }
-    return { ok: true, principal: `jwt:${oid || "unknown"}` };
+    return {
+      ok: true,
+      principal: `jwt:${oid || "unknown"}`,
+      caller: { user: oid, assertion: token, expiresAt: (payload.exp as number) * 1000 },
+    };
   };
 }
 

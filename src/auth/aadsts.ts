@@ -43,6 +43,12 @@ export interface AcquisitionFailure {
   retryAfterMs?: number;
   /** HTTP status Entra answered with, if it answered. */
   status?: number;
+  /** Entra's OAuth `error` (invalid_grant, interaction_required …), when it sent one. */
+  oauthError?: string;
+  /** Entra's `suberror` (consent_required, basic_action …), when it sent one. */
+  subError?: string;
+  /** Entra's claims challenge (a JSON string), when it sent one. */
+  claims?: string;
 }
 
 const NETWORK_CODES = new Set(["network_error", "no_network_connectivity", "endpoints_resolution_error"]);

@@ -19,6 +19,7 @@ import {
 } from "@azure/msal-node";
 import type { CloudConfig, CredentialKind, IdentityConfig } from "../config/types.ts";
 import { EgressAgents } from "../egress/agents.ts";
+import type { ProxyError } from "../errors.ts";
 import { type AcquisitionFailure, describeAcquisitionFailure } from "./aadsts.ts";
 import { readPfx } from "./pfx.ts";
 
@@ -38,10 +39,13 @@ export interface TokenSource {
 
 export class TokenAcquisitionError extends Error {
   readonly failure: AcquisitionFailure;
-  constructor(failure: AcquisitionFailure) {
+  /** Set when the failure is the caller's (on-behalf-of: its token refused, consent, step-up): what it gets. */
+  readonly callerError: ProxyError | undefined;
+  constructor(failure: AcquisitionFailure, callerError?: ProxyError) {
     super(failure.message);
     this.name = "TokenAcquisitionError";
     this.failure = failure;
+    this.callerError = callerError;
   }
 }
 
@@ -439,7 +443,7 @@ class ConfidentialClientSource extends MsalSource {
     return app.acquireTokenByClientCredential({ scopes: [this.scope], skipCache: true });
   }
 
-  private async currentApp(): Promise<ConfidentialClientApplication> {
+  protected async currentApp(): Promise<ConfidentialClientApplication> {
     const credential = this.identity.credential;
     if (credential.kind === "clientSecretFile") {
       // Kubernetes rotates mounted secrets in place: re-read on every acquisition.
@@ -482,6 +486,59 @@ class ConfidentialClientSource extends MsalSource {
         throw new CredentialConfigError(`credential kind "${credential.kind}" is not supported here`);
     }
     return { auth, system: this.systemOptions() };
+  }
+}
+
+/** On-behalf-of: the web API's confidential client exchanges a caller's verified token for one of `scope`. */
+export interface OnBehalfOfExchange {
+  /**
+   * One request to Entra ID (never msal's cache). Rejects with TokenAcquisitionError whose failure
+   * carries Entra's OAuth error, sub-error and claims challenge.
+   */
+  exchange(assertion: string): Promise<AcquiredToken>;
+}
+
+export function createOnBehalfOfExchange(
+  identity: IdentityConfig,
+  cloud: CloudConfig,
+  scope: string,
+  options: TokenSourceOptions = {},
+): OnBehalfOfExchange {
+  return new OnBehalfOfClient(identity, cloud, scope, options);
+}
+
+class OnBehalfOfClient extends ConfidentialClientSource implements OnBehalfOfExchange {
+  async exchange(assertion: string): Promise<AcquiredToken> {
+    const app = await this.currentApp();
+    let result: AuthenticationResult | null;
+    try {
+      result = await app.acquireTokenOnBehalfOf({
+        oboAssertion: assertion,
+        scopes: [this.scope],
+        skipCache: true,
+      });
+    } catch (err) {
+      const e = err as { errorCode?: string; subError?: string; claims?: string; status?: number };
+      // msal-node would refuse every user's exchange for a while after a 429 or 5xx (its throttling
+      // ignores the assertion); our back-off owns retry timing, so the next one starts with a fresh app.
+      if (e.status === 429 || (e.status ?? 0) >= 500) this.reset();
+      const failure = describeAcquisitionFailure(err);
+      if (e.errorCode) failure.oauthError = e.errorCode;
+      if (e.subError) failure.subError = e.subError;
+      if (e.claims) failure.claims = e.claims;
+      throw new TokenAcquisitionError(failure);
+    }
+    if (!result?.accessToken || !result.expiresOn) {
+      throw new TokenAcquisitionError(
+        describeAcquisitionFailure(new Error("identity provider returned no token")),
+      );
+    }
+    // msal-node keeps each answer in the app's in-memory cache, one account per user and unbounded;
+    // the bounded cache is obo-tokens.ts.
+    if (result.account) await app.getTokenCache().removeAccount(result.account);
+    const token: AcquiredToken = { accessToken: result.accessToken, expiresOn: result.expiresOn.getTime() };
+    if (result.refreshOn) token.refreshOn = result.refreshOn.getTime();
+    return token;
   }
 }
 

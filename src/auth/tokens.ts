@@ -5,7 +5,7 @@ import type { AcquisitionFailure } from "./aadsts.ts";
 import { TokenAcquisitionError, type TokenSource } from "./credentials.ts";
 import { type TokenSchedule, tokenSchedule } from "./expiry.ts";
 
-export type RefreshTrigger = "initial" | "proactive" | "upstream_401";
+export type RefreshTrigger = "initial" | "proactive" | "upstream_401" | "on_behalf_of";
 
 export interface AcquisitionEvent {
   identity: string;
@@ -37,6 +37,15 @@ export interface TokenProviderOptions {
   /** A token obtained by a 401 renewal is not renewed again on a 401 for this long. */
   rejectionRenewalIntervalMs?: number;
   onAcquisition?: (event: AcquisitionEvent) => void;
+  /** Reports every acquisition with this trigger (on-behalf-of exchanges are counted as such). */
+  reportTrigger?: RefreshTrigger;
+}
+
+/** What the request path needs of a token cache: the route's, or one caller's on-behalf-of tokens. */
+export interface BearerTokens {
+  peek(): string | undefined;
+  get(): Promise<string>;
+  renewAfterRejection(rejectedToken: string): Promise<string>;
 }
 
 export interface TokenState {
@@ -64,7 +73,7 @@ interface CachedToken extends TokenSchedule {
 
 const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000 };
 
-export class TokenProvider {
+export class TokenProvider implements BearerTokens {
   readonly identity: string;
   readonly scope: string;
   private readonly source: TokenSource;
@@ -73,6 +82,7 @@ export class TokenProvider {
   private readonly backoff: BackoffPolicy;
   private readonly acquireTimeoutMs: number;
   private readonly onAcquisition: (event: AcquisitionEvent) => void;
+  private readonly reportTrigger: RefreshTrigger | undefined;
 
   private cached: CachedToken | undefined;
   private inFlight: Promise<CachedToken> | undefined;
@@ -95,18 +105,19 @@ export class TokenProvider {
     this.acquireTimeoutMs = options.acquireTimeoutMs ?? 15_000;
     this.rejectionRenewalIntervalMs = options.rejectionRenewalIntervalMs ?? 30_000;
     this.onAcquisition = options.onAcquisition ?? (() => {});
+    this.reportTrigger = options.reportTrigger;
   }
 
   /**
    * A valid token without waiting, when one is cached; starts a background refresh when the token
-   * has reached its refresh time. The hot path calls this first.
+   * has reached its refresh time (unless `refreshWhenDue` is false). The hot path calls this first.
    */
-  peek(): string | undefined {
+  peek(refreshWhenDue = true): string | undefined {
     const cached = this.cached;
     if (!cached) return undefined;
     const now = this.now();
     if (now >= cached.usableUntil) return undefined;
-    if (now >= cached.refreshAt) this.refreshInBackground("proactive");
+    if (refreshWhenDue && now >= cached.refreshAt) this.refreshInBackground("proactive");
     return cached.accessToken;
   }
 
@@ -121,8 +132,7 @@ export class TokenProvider {
       const token = await this.withTimeout(this.acquireSingleFlight(trigger));
       return token.accessToken;
     } catch (err) {
-      if (err instanceof ProxyError) throw err;
-      throw this.unavailable(this.now());
+      throw this.callerFacing(err);
     }
   }
 
@@ -146,8 +156,7 @@ export class TokenProvider {
     try {
       return (await this.withTimeout(this.acquireSingleFlight("upstream_401"))).accessToken;
     } catch (err) {
-      if (err instanceof ProxyError) throw err;
-      throw this.unavailable(this.now());
+      throw this.callerFacing(err);
     }
   }
 
@@ -192,6 +201,13 @@ export class TokenProvider {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+  }
+
+  /** The error a caller gets for a failed acquisition: the source's own verdict on the caller, else token_unavailable. */
+  private callerFacing(err: unknown): ProxyError {
+    if (err instanceof ProxyError) return err;
+    if (err instanceof TokenAcquisitionError && err.callerError) return err.callerError;
+    return this.unavailable(this.now());
   }
 
   private refreshInBackground(trigger: RefreshTrigger): void {
@@ -243,16 +259,19 @@ export class TokenProvider {
               hint: "Unexpected error; see the log.",
               message: String((err as Error)?.message ?? err),
             };
-      this.recordFailure(failure);
+      // A refusal of the caller's own credential says nothing about the identity provider: no back-off.
+      const callersFault = err instanceof TokenAcquisitionError && err.callerError !== undefined;
+      this.recordFailure(failure, !callersFault);
       this.emit(trigger, startedHr, { result: "failure", error: failure.error, failure });
       throw err;
     }
   }
 
-  private recordFailure(failure: AcquisitionFailure): void {
-    this.consecutiveFailures += 1;
+  private recordFailure(failure: AcquisitionFailure, backOff: boolean): void {
     this.lastFailure = failure;
     this.lastResult = "failure";
+    if (!backOff) return;
+    this.consecutiveFailures += 1;
     const exp = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** (this.consecutiveFailures - 1));
     // "Equal jitter": half fixed, half random, so retries spread out but never come too soon.
     let delay = exp / 2 + (this.random() * exp) / 2;
@@ -278,7 +297,7 @@ export class TokenProvider {
     const event: AcquisitionEvent = {
       identity: this.identity,
       scope: this.scope,
-      trigger,
+      trigger: this.reportTrigger ?? trigger,
       durationSeconds: (performance.now() - startedHr) / 1000,
       ...outcome,
     };

@@ -56,5 +56,6 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 export function describeRoute(route: RouteConfig, config: Pick<ProxyConfig, "identities">): string {
   const query = route.pinnedQuery?.length ? `?${new URLSearchParams(route.pinnedQuery).toString()}` : "";
   const kind = config.identities[route.identity]?.credential.kind ?? "unknown";
-  return `${route.prefix} → ${route.upstream}${query} scope ${route.scope} identity ${route.identity} (${kind}) access ${describeAccess(route.access)}`;
+  const onBehalfOf = route.onBehalfOf ? " on behalf of callers" : "";
+  return `${route.prefix} → ${route.upstream}${query} scope ${route.scope} identity ${route.identity} (${kind})${onBehalfOf} access ${describeAccess(route.access)}`;
 }

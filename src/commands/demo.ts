@@ -1,5 +1,5 @@
 // entra-auth-proxy demo: emulator + mock Microsoft APIs + proxy in one process, with curl lines.
-import { DEMO_ROUTES_YAML, startDemoProxy, startDemoWorld } from "../demo/stack.ts";
+import { DEMO_WITH_OBO_YAML, demoUserToken, startDemoProxy, startDemoWorld } from "../demo/stack.ts";
 import { createLogger } from "../observability/logger.ts";
 import { type CliIO, EXIT_OK, parseCommandArgs, UsageError } from "./cli.ts";
 
@@ -29,7 +29,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     return EXIT_OK;
   }
   if (values["print-config"]) {
-    io.stdout.write(DEMO_ROUTES_YAML);
+    io.stdout.write(DEMO_WITH_OBO_YAML);
     return EXIT_OK;
   }
   const ports = {
@@ -39,8 +39,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   const world = await startDemoWorld();
   // Logs go to stderr so the banner on stdout stays readable (and parseable by tests).
   const logger = createLogger({ level: io.env.LOG_LEVEL ?? "warn", destination: process.stderr });
-  const proxy = await startDemoProxy(world, logger, { ports });
+  const proxy = await startDemoProxy(world, logger, { ports, yaml: DEMO_WITH_OBO_YAML });
   const key = world.secrets.apiKey;
+  const userToken = await demoUserToken(world);
   const p = proxy.proxyUrl;
   io.stdout.write(`entra-auth-proxy demo is running.
 
@@ -54,8 +55,12 @@ Try:
   curl -s -H 'X-Api-Key: ${key}' '${p}/powerapps/providers/Microsoft.PowerApps/apps?api-version=2016-11-01'
   curl -s -X POST -H 'X-Api-Key: ${key}' -H 'Content-Type: application/json' -d '{"orderId":42}' ${p}/flows/order-created
   curl -s -u 'erp:${key}' ${p}/lcs/databasemovement/v1/databasemovement/jobs
+  curl -s -H 'Authorization: Bearer ${userToken}' '${p}/me/powerplatform/environmentmanagement/environments?api-version=2024-10-01'
   curl -s ${p}/powerplatform/environments          # no key: 401 problem+json
   curl -s ${proxy.adminUrl}/metrics | grep entra_proxy_
+
+The /me/powerplatform line acts on behalf of the demo user: its bearer token (valid 8 hours) is one
+the emulator minted as a web app would hold it, and the API receives a token that names that user.
 
 Ctrl-C to stop.
 `);

@@ -26,6 +26,10 @@ export function acquireForRoute(
 }
 
 /** Prints the claims summary and verdict for one route; returns whether the route's token is usable. */
+/** Why no token is shown for an on-behalf-of route: it exists only for a caller's verified token. */
+export const ON_BEHALF_OF_NOTE = (prefix: string) =>
+  `${prefix} acts on behalf of its callers: its tokens are exchanged from each caller's own token at request time, so none can be acquired here`;
+
 export async function reportRouteToken(
   route: RouteConfig,
   config: ProxyConfig,
@@ -33,6 +37,10 @@ export async function reportRouteToken(
   cache: TokenCache,
 ): Promise<boolean> {
   io.stdout.write(`${route.prefix} (identity ${route.identity}, scope ${route.scope})\n`);
+  if (route.onBehalfOf) {
+    io.stdout.write(`  skipped: ${ON_BEHALF_OF_NOTE(route.prefix)}\n`);
+    return true;
+  }
   try {
     const token = await acquireForRoute(route, config, io.env, cache);
     const summary = summariseToken(token.accessToken);

@@ -9,7 +9,7 @@ import {
   parseCommandArgs,
   UsageError,
 } from "./cli.ts";
-import { acquireForRoute, reportRouteToken } from "./token-report.ts";
+import { acquireForRoute, ON_BEHALF_OF_NOTE, reportRouteToken } from "./token-report.ts";
 
 const HELP = `Usage: entra-auth-proxy token --route <prefix> [--raw] [--config routes.yaml]
 
@@ -36,6 +36,10 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     io.stderr.write(
       `no route with prefix ${wanted}; routes: ${config.routes.map((r) => r.prefix).join(", ")}\n`,
     );
+    return EXIT_USAGE;
+  }
+  if (route.onBehalfOf) {
+    io.stderr.write(`${ON_BEHALF_OF_NOTE(route.prefix)}\n`);
     return EXIT_USAGE;
   }
   if (!values.raw) return (await reportRouteToken(route, config, io, new Map())) ? EXIT_OK : EXIT_RUNTIME;

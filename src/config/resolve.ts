@@ -152,7 +152,8 @@ export function resolveConfig(
     if (targeting === undefined) return;
     const identity = identityName === undefined ? undefined : identities[identityName];
     // With a broken cloud: block (already reported), check against the public cloud's presets.
-    const target = checkRouteTarget(targeting, cloud ?? resolveCloud("public"), identity, at, report);
+    const hasJwt = isRecord(rawRoute.access) && rawRoute.access.jwt !== undefined;
+    const target = checkRouteTarget(targeting, cloud ?? resolveCloud("public"), identity, hasJwt, at, report);
     if (settings === undefined || prefix === undefined || !target || !cloud) return;
     const route = buildRoute(
       { ...settings, ...targeting },
@@ -367,6 +368,7 @@ function checkRouteTarget(
   input: RouteTargetInput,
   cloud: CloudConfig,
   identity: IdentityConfig | undefined,
+  hasJwt: boolean,
   at: (...rest: PathSegment[]) => PathSegment[],
   report: Reporter,
 ): ResolvedTarget | undefined {
@@ -403,13 +405,18 @@ function checkRouteTarget(
 
   const kind = identity?.credential.kind;
   const isApp = kind !== undefined && APP_KINDS.has(kind);
-  if (input.service === "lcs" && isApp) {
+  const onBehalfOf = input.onBehalfOf === true;
+  if (onBehalfOf) {
+    for (const problem of onBehalfOfProblems(input.identity, kind, hasJwt)) error(at("onBehalfOf"), problem);
+  }
+  // On-behalf-of tokens are delegated (they carry the caller), so the app-only rules below do not apply.
+  if (input.service === "lcs" && isApp && !onBehalfOf) {
     error(
       at("identity"),
       `identity "${input.identity}" uses ${kind}: LCS / Database Movement API accepts delegated user_impersonation tokens only; service principals and managed identities are not supported — use a \`user:\` identity`,
     );
   }
-  if (isApp && input.scope !== undefined && !input.scope.endsWith("/.default")) {
+  if (isApp && !onBehalfOf && input.scope !== undefined && !input.scope.endsWith("/.default")) {
     error(
       at("scope"),
       `identity "${input.identity}" is an application (${kind}), which can only request "<resource>/.default" scopes (client credentials)`,
@@ -421,6 +428,27 @@ function checkRouteTarget(
   if (pinnedQuery !== undefined) resolved.pinnedQuery = pinnedQuery;
   if (flowHost !== undefined) resolved.flowHost = flowHost;
   return resolved;
+}
+
+/** Why a route cannot exchange its callers' tokens on their behalf (design.md "On-behalf-of"). */
+function onBehalfOfProblems(identityName: string, kind: string | undefined, hasJwt: boolean): string[] {
+  const problems: string[] = [];
+  if (!hasJwt) {
+    problems.push(
+      "onBehalfOf needs access.jwt: the caller's token is verified first and is the assertion that gets exchanged — add access.jwt { issuer, audience, jwksUri } for the web API's tokens",
+    );
+  }
+  const confidential = "clientSecret, clientSecretFile, certificate or workloadIdentity";
+  if (kind === "user") {
+    problems.push(
+      `identity "${identityName}" is a user (ROPC) identity: on-behalf-of is done by the web API's confidential client, and a user identity signs in as one fixed account with no client credential — use the web API's app registration with ${confidential}`,
+    );
+  } else if (kind === "managedIdentity") {
+    problems.push(
+      `identity "${identityName}" is a managed identity: Entra ID does not let a managed identity exchange a user's token (on-behalf-of needs an app registration that exposes the API callers sign in to) — use that app registration with ${confidential}`,
+    );
+  }
+  return problems;
 }
 
 function buildRoute(
@@ -445,7 +473,7 @@ function buildRoute(
       `route ${prefix} is anonymous: anyone who can reach this route uses the identity's token`,
     );
   }
-  if (input.service === "powerplatform" && isApp) {
+  if (input.service === "powerplatform" && isApp && input.onBehalfOf !== true) {
     report(
       "warning",
       at("identity"),
@@ -502,5 +530,6 @@ function buildRoute(
   if (target.region !== undefined) route.region = target.region;
   if (target.pinnedQuery !== undefined) route.pinnedQuery = target.pinnedQuery;
   if (input.paths !== undefined) route.paths = input.paths;
+  if (input.onBehalfOf === true) route.onBehalfOf = true;
   return route;
 }

@@ -522,6 +522,8 @@ const routeTargetShape = {
     })
     .optional(),
   region: nonEmpty.optional(),
+  /** Exchange the caller's verified token for one of this route's scope (design.md "On-behalf-of"). */
+  onBehalfOf: boolean.optional(),
 };
 
 /** Every other key of a route. */

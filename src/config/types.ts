@@ -147,6 +147,8 @@ export interface RouteConfig {
   /** Whether the forward-auth listener answers for this route. */
   forwardAuth: boolean;
   access: AccessConfig;
+  /** Tokens are exchanged on behalf of the caller (its verified access.jwt token); set only when true. */
+  onBehalfOf?: true;
 }
 
 /** design.md "Corporate egress proxy": present only when a proxy is configured. */

@@ -9,14 +9,24 @@ export class AadstsError extends Error {
   readonly error: string;
   readonly status: number;
   readonly suberror: string | undefined;
+  /** A claims challenge (JSON) the client must satisfy, sent with interaction_required. */
+  readonly claims: string | undefined;
 
-  constructor(code: number, error: string, status: number, message: string, suberror?: string) {
+  constructor(
+    code: number,
+    error: string,
+    status: number,
+    message: string,
+    suberror?: string,
+    claims?: string,
+  ) {
     super(message);
     this.name = "AadstsError";
     this.code = code;
     this.error = error;
     this.status = status;
     this.suberror = suberror;
+    this.claims = claims;
   }
 }
 
@@ -151,6 +161,32 @@ export const aadsts = {
       `The user or administrator has not consented to use the application with ID '${clientId}' named '${displayName}'. Send an interactive authorization request for this user and resource.`,
       "consent_required",
     ),
+  oboAssertionInvalid: (why: string) =>
+    err(50013, "invalid_grant", 400, `Assertion failed signature validation. [Reason - ${why}]`),
+  oboAssertionExpired: () =>
+    err(
+      500133,
+      "invalid_grant",
+      400,
+      "Assertion is not within its valid time range. Ensure that the access token is not expired before using it for user assertion, or request a new token.",
+    ),
+  oboTokenUseInvalid: () =>
+    err(
+      70003,
+      "invalid_request",
+      400,
+      "The request must carry requested_token_use=on_behalf_of for the jwt-bearer grant.",
+    ),
+  /** Conditional access (MFA) for the downstream API: the client must step up with these claims. */
+  oboInteractionRequired: (resource: string, claims: string) =>
+    new AadstsError(
+      50076,
+      "interaction_required",
+      400,
+      `Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '${resource}'.`,
+      "basic_action",
+      claims,
+    ),
   invalidRefreshToken: () =>
     err(9002313, "invalid_grant", 400, "Invalid request. Request is malformed or invalid."),
   refreshTokenClientMismatch: () =>
@@ -195,5 +231,6 @@ export function aadstsErrorBody(e: AadstsError, ctx: ErrorContext): Record<strin
     correlation_id: ctx.correlationId,
     error_uri: `${ctx.baseUrl}/error?code=${e.code}`,
     ...(e.suberror ? { suberror: e.suberror } : {}),
+    ...(e.claims ? { claims: e.claims } : {}),
   };
 }

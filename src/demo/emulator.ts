@@ -208,6 +208,27 @@ export class EntraEmulator {
     return this.#signer.sign(claims as JWTPayload);
   }
 
+  /**
+   * Mints the token a client app (a web app, a Teams tab) holds after signing `username` in: issued for
+   * `audience` (the web API's client id or api:// URI), as on-behalf-of exchanges it.
+   */
+  issueUserToken(
+    tenantId: string,
+    username: string,
+    options: { audience: string; clientId?: string; scp?: string; mfa?: boolean; lifetimeSec?: number },
+  ): Promise<string> {
+    const user = this.#directory.findUser(tenantId, username);
+    if (!user) throw new Error(`no user ${username} in tenant ${tenantId}`);
+    return this.#tokens.userAccessToken({
+      user,
+      audience: options.audience,
+      clientId: options.clientId ?? randomUUID(),
+      scp: options.scp ?? "access_as_user",
+      ...(options.mfa !== undefined ? { mfa: options.mfa } : {}),
+      ...(options.lifetimeSec !== undefined ? { lifetimeSec: options.lifetimeSec } : {}),
+    });
+  }
+
   async close(): Promise<void> {
     this.#closing.abort();
     await closeServer(this.#server);

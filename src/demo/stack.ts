@@ -152,6 +152,34 @@ routes:
     access: { apiKeys: [{ name: demo, sha256: "\${DEMO_API_KEY_SHA256}" }] }
 `;
 
+/**
+ * The demo's on-behalf-of route: callers bring a user token issued for the demo app (as the web API),
+ * and the upstream sees that user (design.md "On-behalf-of").
+ */
+export const DEMO_OBO_ROUTE_YAML = `  - prefix: /me/powerplatform
+    service: powerplatform
+    upstream: \${POWERPLATFORM_UPSTREAM}
+    identity: platform-app
+    onBehalfOf: true
+    access:
+      jwt:
+        issuer: https://sts.windows.net/\${TENANT_ID}/
+        audience: api://\${CLIENT_ID}
+        jwksUri: \${DEMO_AUTHORITY_HOST}/\${TENANT_ID}/discovery/v2.0/keys
+        requiredScopes: [access_as_user]
+`;
+
+/** What `demo` runs: the four services by API key, plus the on-behalf-of route. */
+export const DEMO_WITH_OBO_YAML = DEMO_ROUTES_YAML + DEMO_OBO_ROUTE_YAML;
+
+/** The token a web app holds for the demo user after sign-in, issued for the demo app's API. */
+export function demoUserToken(world: DemoWorld, lifetimeSec = 8 * 3600): Promise<string> {
+  return world.emulator.issueUserToken(DEMO_TENANT, DEMO_USER.username, {
+    audience: `api://${DEMO_APP.clientId}`,
+    lifetimeSec,
+  });
+}
+
 /** Parses a routes.yaml text against the world's environment; throws ConfigError on any error. */
 export function demoConfig(
   world: DemoWorld,

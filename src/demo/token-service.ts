@@ -3,6 +3,7 @@
  * and user authenticated, which resource the scope names, and the token response — or an AadstsError.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createLocalJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from "jose";
 import { aadsts } from "./aadsts-errors.ts";
 import { authenticateClient, type ClientAuthMethod } from "./client-auth.ts";
 import type { AppRegistration, Directory, ManagedIdentity, User } from "./directory.ts";
@@ -17,8 +18,14 @@ import {
   type TokenTimes,
   tokenTimes,
   userAccessTokenClaims,
+  v1Issuer,
 } from "./token-claims.ts";
 import type { TokenSigner } from "./token-signer.ts";
+
+/** The grant type of on-behalf-of (with requested_token_use=on_behalf_of). */
+export const JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/** The conditional access policy id the emulator's MFA claims challenge names. */
+const MFA_POLICY_ID = "c1a2b3d4-0000-4000-8000-00000000cafe";
 
 export interface TokenServiceDeps {
   directory: Directory;
@@ -64,6 +71,8 @@ export class TokenService {
         return this.#password(app, form, tenant);
       case "refresh_token":
         return this.#refreshToken(app, form, tenant);
+      case JWT_BEARER_GRANT:
+        return this.#onBehalfOf(app, form, tenant);
       default:
         throw aadsts.unsupportedGrantType(grantType);
     }
@@ -146,6 +155,73 @@ export class TokenService {
     this.#requireResource(grant.resource, tenant);
     requireConsent(user, app);
     return this.#userTokenResponse(app, user, method, grant);
+  }
+
+  /**
+   * On-behalf-of: a confidential client (the web API) exchanges a user's token issued for it — checked
+   * for signature, issuer, expiry and audience (its client id or api:// URI) — for one of another API.
+   */
+  async #onBehalfOf(app: AppRegistration, form: URLSearchParams, tenant: string): Promise<TokenResponse> {
+    const method = await this.#authenticate(app, form, tenant);
+    if (method === "none") throw aadsts.credentialRequired();
+    if (form.get("requested_token_use") !== "on_behalf_of") throw aadsts.oboTokenUseInvalid();
+    const assertion = form.get("assertion");
+    if (!assertion) throw aadsts.missingParameter("assertion");
+    const payload = await this.#verifyUserAssertion(assertion, app);
+    const user =
+      typeof payload.oid === "string"
+        ? this.#deps.directory.findUserByObjectId(app.tenantId, payload.oid)
+        : undefined;
+    if (!user) throw aadsts.oboAssertionInvalid("the assertion names no user of this tenant");
+    const grant = delegatedGrant(form.get("scope"));
+    this.#requireResource(grant.resource, tenant);
+    requireConsent(user, app);
+    const amr = Array.isArray(payload.amr) ? payload.amr : [];
+    if (user.mfaRequired && !amr.includes("mfa")) {
+      const claims = JSON.stringify({
+        access_token: { capolids: { essential: true, values: [MFA_POLICY_ID] } },
+      });
+      throw aadsts.oboInteractionRequired(grant.resource, claims);
+    }
+    return this.#userTokenResponse(app, user, method, grant);
+  }
+
+  async #verifyUserAssertion(assertion: string, app: AppRegistration): Promise<JWTPayload> {
+    try {
+      const { payload } = await jwtVerify(assertion, createLocalJWKSet(this.#deps.signer.publicJwks()), {
+        issuer: [v1Issuer(app.tenantId), `${this.#deps.baseUrl}/${app.tenantId}/v2.0`],
+        audience: [app.clientId, `api://${app.clientId}`],
+        requiredClaims: ["exp"],
+        currentDate: new Date(this.#deps.now()),
+      });
+      return payload;
+    } catch (e) {
+      if (e instanceof joseErrors.JWTExpired) throw aadsts.oboAssertionExpired();
+      throw aadsts.oboAssertionInvalid(e instanceof Error ? e.message : "invalid assertion");
+    }
+  }
+
+  /** A user's access token for `audience`, as a client app would get it by signing the user in. */
+  async userAccessToken(options: {
+    user: User;
+    audience: string;
+    clientId: string;
+    scp: string;
+    mfa?: boolean;
+    lifetimeSec?: number;
+  }): Promise<string> {
+    return this.#deps.signer.sign(
+      userAccessTokenClaims({
+        tenantId: options.user.tenantId,
+        audience: options.audience,
+        clientId: options.clientId,
+        appidacr: "0",
+        user: options.user,
+        scp: options.scp,
+        mfa: options.mfa ?? false,
+        times: tokenTimes(this.#deps.now(), options.lifetimeSec ?? this.#deps.lifetimeSec()),
+      }),
+    );
   }
 
   #authenticate(app: AppRegistration, form: URLSearchParams, tenant: string): Promise<ClientAuthMethod> {

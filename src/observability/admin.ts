@@ -36,6 +36,8 @@ export interface StatusSnapshot {
     lastAttemptAt?: string;
     lastError?: { error: string; message: string; hint: string };
   }>;
+  /** On-behalf-of token caches: how many users each holds (never who). */
+  onBehalfOf: Array<{ identity: string; scope: string; cachedUsers: number; maxUsers: number }>;
   /** Upstream 401s and failed refreshes of the last hour, newest first. */
   recentEvents: Array<Omit<RecentEvent, "at"> & { at: string }>;
   /** Where outgoing HTTPS goes: the egress proxy (without its credentials) or direct. */
@@ -134,6 +136,15 @@ export function renderStatusPage(status: StatusSnapshot): string {
       ]),
     )
     .join("");
+  const obo =
+    status.onBehalfOf.length === 0
+      ? ""
+      : `<h2>On-behalf-of caches</h2>
+<table><thead><tr><th>Identity</th><th>Scope</th><th>Cached users</th><th>Limit</th></tr></thead><tbody>${status.onBehalfOf
+          .map((c) =>
+            cells([e(c.identity), `<code>${e(c.scope)}</code>`, String(c.cachedUsers), String(c.maxUsers)]),
+          )
+          .join("")}</tbody></table>`;
   const events =
     status.recentEvents.length === 0
       ? '<p class="ok">No upstream 401s or refresh failures in the last hour.</p>'
@@ -160,6 +171,7 @@ ${status.egress ? `<p>${e(status.egress)}</p>` : ""}
 <table><thead><tr><th>Prefix</th><th>Upstream</th><th>Identity</th><th>Scope</th><th>Access</th><th>Upstream 401s (1 h)</th></tr></thead><tbody>${routes}</tbody></table>
 <h2>Tokens</h2>
 <table><thead><tr><th>Identity</th><th>Kind</th><th>Scope</th><th>State</th><th>Expires</th><th>Last refresh</th><th>Hint</th></tr></thead><tbody>${tokens}</tbody></table>
+${obo}
 <h2>Recent events</h2>
 ${events}
 </body></html>`;

@@ -4,9 +4,10 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
-import type { AccessDecision } from "../access/check.ts";
+import type { AccessDecision, VerifiedCaller } from "../access/check.ts";
 import type { ClientIpResolver } from "../access/client-ip.ts";
 import { normaliseIp } from "../access/client-ip.ts";
+import type { BearerTokens } from "../auth/tokens.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../observability/logger.ts";
 import { requestLogger, safePath } from "../observability/logger.ts";
@@ -74,6 +75,10 @@ interface Exchange {
   /** Where the request goes upstream, decided by the route step. */
   upstreamUrl: URL | undefined;
   principal: string | undefined;
+  /** On-behalf-of: the caller its verified inbound JWT names, and that token. */
+  caller: VerifiedCaller | undefined;
+  /** On-behalf-of: the caller's tokens, used for the 401 renewal too. */
+  tokens: BearerTokens | undefined;
   /** Why access was refused (a bounded label, e.g. invalid_key). */
   accessReason: string | undefined;
   /** The caller's address (X-Forwarded-For believed from trusted peers only). */
@@ -129,6 +134,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   function admitOrRefuse(x: Exchange, r: RouteRuntime, decision: AccessDecision): void {
     if (decision.allowed) {
       x.principal = decision.principal;
+      x.caller = decision.caller;
       return;
     }
     x.accessReason = decision.reason;
@@ -160,9 +166,11 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     });
   }
 
-  // Step 5: the route's token (synchronously when one is cached).
-  function attachToken(r: RouteRuntime): string | Promise<string> {
-    return r.tokens.peek() ?? r.tokens.get();
+  // Step 5: the route's token, or on an on-behalf-of route the caller's own (synchronously when cached).
+  function attachToken(x: Exchange, r: RouteRuntime): string | Promise<string> {
+    if (r.obo !== undefined) x.tokens = r.obo.forCaller(x.caller);
+    const tokens = x.tokens ?? r.tokens;
+    return tokens.peek() ?? tokens.get();
   }
 
   // Step 6: upstream, once more after a 401 when the body can be replayed.
@@ -172,7 +180,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     if (upstream.statusCode === 401) {
       count401(r, false);
       // The token was refused (revoked, rotated, stale roles): renew it, and retry a replayable request.
-      const fresh = await r.tokens.renewAfterRejection(bearer).catch((err: unknown) => {
+      const fresh = await (x.tokens ?? r.tokens).renewAfterRejection(bearer).catch((err: unknown) => {
         upstream.resume();
         throw err;
       });
@@ -382,7 +390,9 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const r = route(x);
     return after(checkAccess(x, r), () => {
       admit(r);
-      return after(takeBody(x, r), (body) => after(attachToken(r), (bearer) => forward(x, r, body, bearer)));
+      return after(takeBody(x, r), (body) =>
+        after(attachToken(x, r), (bearer) => forward(x, r, body, bearer)),
+      );
     });
   }
 
@@ -398,6 +408,8 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       route: undefined,
       upstreamUrl: undefined,
       principal: undefined,
+      caller: undefined,
+      tokens: undefined,
       accessReason: undefined,
       clientIp: undefined,
       bytesIn: 0,

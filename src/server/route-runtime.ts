@@ -1,7 +1,8 @@
 // A route as the request path uses it: its config with everything per-request work needs compiled
 // once, plus the state that outlives a config reload (in-flight count, a flow's status URLs).
 import type { AccessCheck } from "../access/check.ts";
-import type { TokenProvider } from "../auth/tokens.ts";
+import type { OboTokenCache } from "../auth/obo-tokens.ts";
+import type { BearerTokens } from "../auth/tokens.ts";
 import type { RouteConfig } from "../config/types.ts";
 import { WORKFLOW_SEGMENT, workflowRootOf } from "../proxy/rewrite.ts";
 import { compilePathAllowlist } from "../proxy/router.ts";
@@ -68,15 +69,20 @@ export interface RouteRuntime {
   methods: ReadonlySet<string>;
   allowPath: ((rest: string) => boolean) | undefined;
   checkAccess: AccessCheck;
-  tokens: TokenProvider;
+  /** The route's own token; on-behalf-of routes use `obo` instead. */
+  tokens: BearerTokens;
+  /** onBehalfOf routes: each caller's tokens, exchanged from its verified inbound JWT. */
+  obo: OboTokenCache | undefined;
   state: RouteState;
 }
 
 export function routeRuntime(
   config: RouteConfig,
   checkAccess: AccessCheck,
-  tokens: TokenProvider,
+  /** undefined for an on-behalf-of route, which passes `obo`. */
+  tokens: BearerTokens | undefined,
   state: RouteState,
+  obo?: OboTokenCache,
 ): RouteRuntime {
   return {
     config,
@@ -87,10 +93,18 @@ export function routeRuntime(
     methods: new Set(config.methods),
     allowPath: compilePathAllowlist(config.paths),
     checkAccess,
-    tokens,
+    tokens: tokens ?? NO_ROUTE_TOKEN,
+    obo,
     state,
   };
 }
+
+/** An on-behalf-of route has no token of its own: only its callers' (never reached: see front-door attachToken). */
+const NO_ROUTE_TOKEN: BearerTokens = {
+  peek: () => undefined,
+  get: () => Promise.reject(new Error("an on-behalf-of route has no token of its own")),
+  renewAfterRejection: () => Promise.reject(new Error("an on-behalf-of route has no token of its own")),
+};
 
 export function isWorkflowPath(rest: string): boolean {
   return rest === WORKFLOW_SEGMENT || rest.startsWith(`${WORKFLOW_SEGMENT}/`);

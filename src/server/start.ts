@@ -8,7 +8,13 @@ import type { Duplex } from "node:stream";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
 import { compileAccessCheck } from "../access/check.ts";
 import { ClientIpResolver } from "../access/client-ip.ts";
-import { createTokenSource, preflightCredential, type TokenSource } from "../auth/credentials.ts";
+import {
+  createOnBehalfOfExchange,
+  createTokenSource,
+  preflightCredential,
+  type TokenSource,
+} from "../auth/credentials.ts";
+import { OboTokenCache, OboTokenCaches } from "../auth/obo-tokens.ts";
 import { type AcquisitionEvent, type BackoffPolicy, TokenManager, TokenProvider } from "../auth/tokens.ts";
 import { describeAccess } from "../config/describe.ts";
 import { describeEgress } from "../config/egress.ts";
@@ -67,6 +73,8 @@ export interface StartOptions {
   backoff?: BackoffPolicy;
   /** At most one 401-triggered renewal per identity and scope in this interval (default 30 s). */
   rejectionRenewalIntervalMs?: number;
+  /** Users kept per on-behalf-of identity and scope (default 10,000). */
+  maxOboUsers?: number;
 }
 
 export interface RunningProxy {
@@ -130,6 +138,33 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
           : {}),
       }),
   );
+  const oboCaches = new OboTokenCaches(
+    (identityName, scope) =>
+      new OboTokenCache({
+        identity: identityName,
+        kind: active.identities[identityName]!.credential.kind,
+        scope,
+        now,
+        exchange: (assertion) => exchanges(identityName, scope).exchange(assertion),
+        onAcquisition: (e) => onAcquisition(e),
+        ...(options.backoff ? { backoff: options.backoff } : {}),
+        ...(options.maxOboUsers !== undefined ? { maxUsers: options.maxOboUsers } : {}),
+      }),
+  );
+  /** One msal client per on-behalf-of identity and scope, built at its first exchange. */
+  const oboClients = new Map<string, ReturnType<typeof createOnBehalfOfExchange>>();
+  const exchanges = (identityName: string, scope: string) => {
+    const key = `${identityName}\u0000${scope}`;
+    let client = oboClients.get(key);
+    if (!client) {
+      client = createOnBehalfOfExchange(active.identities[identityName]!, active.cloud, scope, {
+        env: options.env ?? process.env,
+        egress: tokenEgress,
+      });
+      oboClients.set(key, client);
+    }
+    return client;
+  };
   /** In-flight counts and flow status URLs per prefix, carried across reloads. */
   const routeStates = new RouteStates();
   const metrics = createMetrics(
@@ -184,12 +219,20 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   const buildRouting = (cfg: ProxyConfig): Routing => {
     const states = routeStates.forConfig(cfg.routes.map((r) => r.prefix));
     const routes = cfg.routes.map((route) =>
-      routeRuntime(
-        route,
-        compileAccessCheck(route.access, now),
-        tokens.provider(route.identity, route.scope),
-        states.get(route.prefix)!,
-      ),
+      route.onBehalfOf
+        ? routeRuntime(
+            route,
+            compileAccessCheck(route.access, now, { onBehalfOf: true }),
+            undefined,
+            states.get(route.prefix)!,
+            oboCaches.cache(route.identity, route.scope),
+          )
+        : routeRuntime(
+            route,
+            compileAccessCheck(route.access, now),
+            tokens.provider(route.identity, route.scope),
+            states.get(route.prefix)!,
+          ),
     );
     return {
       router: new Router(routes),
@@ -297,6 +340,12 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
         if (s.lastError) t.lastError = s.lastError;
         return t;
       }),
+      onBehalfOf: oboCaches.all().map((c) => ({
+        identity: c.identity,
+        scope: c.scope,
+        cachedUsers: c.size,
+        maxUsers: c.maxUsers,
+      })),
       recentEvents: events.list(HOUR).map((ev) => ({ ...ev, at: new Date(ev.at).toISOString() })),
       egress: describeEgress(config.egress),
     };
@@ -351,6 +400,10 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       const used = new Set(next.routes.map((r) => `${r.identity}\u0000${r.scope}`));
       // Token caches of unchanged identities survive; the rest are dropped and acquired afresh.
       tokens.retain((p) => sameCredentials(p.identity) && used.has(`${p.identity}\u0000${p.scope}`));
+      oboCaches.retain((c) => sameCredentials(c.identity) && used.has(`${c.identity}\u0000${c.scope}`));
+      for (const key of [...oboClients.keys()]) {
+        if (!sameCredentials(key.split("\u0000")[0]!)) oboClients.delete(key);
+      }
       active = next;
       routing = buildRouting(next);
       // New connections get the pair read now (cert-manager rotates it in place); open ones keep theirs.
@@ -401,6 +454,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       adminServer.closeAllConnections();
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
       tokens.close();
+      oboCaches.close();
       await tracing?.shutdown();
       forwarder.close();
       tokenEgress.destroy();

@@ -37,6 +37,17 @@ test("demo starts, prints curl lines, and the first one succeeds; Ctrl-C stops i
   const echo = JSON.parse(lines.slice(0, -1).join("\n")) as { service: string; token: { aud: string } };
   assert.equal(echo.service, "powerplatform");
   assert.equal(echo.token.aud, "https://api.powerplatform.com");
+  // The on-behalf-of line: the API sees the demo user, not the app.
+  const obo = out.split("\n").find((l) => l.includes("/me/powerplatform/"));
+  assert.ok(obo, out);
+  const asUser = await run("sh", ["-c", `${obo.trim()} -w '\\n%{http_code}'`]);
+  const userLines = asUser.stdout.trim().split("\n");
+  assert.equal(userLines.at(-1), "200", asUser.stdout);
+  const userEcho = JSON.parse(userLines.slice(0, -1).join("\n")) as {
+    token: { upn?: string; idtyp?: string };
+  };
+  assert.equal(userEcho.token.upn, "lcs-operator@contoso.example");
+  assert.equal(userEcho.token.idtyp, "user");
   child.kill("SIGINT");
   const [code] = await once(child, "exit");
   assert.equal(code, 0);

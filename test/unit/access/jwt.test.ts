@@ -72,7 +72,10 @@ test("a token without exp, an expired or a bad token get 401 invalid_token; a va
   const check = routeCheck(jwks.url, Date.now);
   const now = Math.floor(Date.now() / 1000);
 
-  assert.deepEqual(await check(await key.sign({})), { allowed: true, principal: "jwt:caller-oid" });
+  assert.partialDeepStrictEqual(await check(await key.sign({})), {
+    allowed: true,
+    principal: "jwt:caller-oid",
+  });
   assert.deepEqual(await check(await key.sign({}, { exp: null })), invalidToken("jwt_invalid"));
   assert.deepEqual(
     await check(await key.sign({ iat: now - 7200 }, { exp: now - 3600 })),
@@ -125,7 +128,7 @@ test("while the JWKS endpoint fails, 30 requests make one fetch and later fetche
 
   jwks.state.failing = false;
   now += 60_000;
-  assert.deepEqual(await check(token), { allowed: true, principal: "jwt:caller-oid" });
+  assert.partialDeepStrictEqual(await check(token), { allowed: true, principal: "jwt:caller-oid" });
 });
 
 test("keys are kept past their max age while the JWKS endpoint fails, and refreshed when it is back", async (t) => {
@@ -140,7 +143,7 @@ test("keys are kept past their max age while the JWKS endpoint fails, and refres
   jwks.state.failing = true;
   now += 11 * 60_000; // past the keys' max age of 10 minutes
   for (let i = 0; i < 30; i++) {
-    assert.deepEqual(await check(token), { allowed: true, principal: "jwt:caller-oid" });
+    assert.partialDeepStrictEqual(await check(token), { allowed: true, principal: "jwt:caller-oid" });
   }
   // A key id the kept keys lack waits for the refresh under way (or sees its backoff): it cannot be judged.
   const unknown = await (await signer("k-unknown")).sign({}, { exp: Math.floor(now / 1000) + 3600 });
@@ -154,7 +157,7 @@ test("keys are kept past their max age while the JWKS endpoint fails, and refres
   jwks.state.keys = { keys: [rotated.jwk] };
   now += 60_000;
   const newToken = await rotated.sign({}, { exp: Math.floor(now / 1000) + 3600 });
-  assert.deepEqual(await check(newToken), { allowed: true, principal: "jwt:caller-oid" });
+  assert.partialDeepStrictEqual(await check(newToken), { allowed: true, principal: "jwt:caller-oid" });
   assert.equal(jwks.state.fetches, 3);
   assert.deepEqual(await check(token), invalidToken("jwt_invalid"));
   assert.equal(jwks.state.fetches, 3, "an unknown key id right after a fetch fetches nothing more");

@@ -171,3 +171,23 @@ test("check: a rewriteLinks route without listen.publicUrl or publicHosts is a w
   assert.equal(await run(["--config", withHosts], quiet), 0, quiet.err());
   assert.doesNotMatch(quiet.err(), /rewriteLinks/);
 });
+
+test("check names on-behalf-of routes; token refuses them, since their tokens need a caller's", async (t) => {
+  const yaml = withRoutes(`  - prefix: /me
+    service: powerplatform
+    identity: app
+    onBehalfOf: true
+    access:
+      jwt: { issuer: https://login.example/t/v2.0, audience: api://web-api, jwksUri: https://login.example/keys }
+`);
+  const file = await tempFile(t, "routes.yaml", yaml);
+  const io = captureIO();
+  assert.equal(await run(["--config", file], io), 0);
+  assert.match(
+    io.out(),
+    /^\/me → https:\/\/api\.powerplatform\.com .* identity app \(clientSecret\) on behalf of callers access jwt/,
+  );
+  const token = captureIO();
+  assert.equal(await main(["token", "--route", "/me", "--config", file], token), 1);
+  assert.match(token.err(), /\/me acts on behalf of its callers: .* none can be acquired here/);
+});
