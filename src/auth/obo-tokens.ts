@@ -1,6 +1,7 @@
 // Tokens on behalf of callers (design.md "On-behalf-of"): per (identity, scope), a bounded LRU of users,
 // each with its own TokenProvider — single-flight, refresh ahead, back-off, exactly as app tokens — fed
 // by the caller's latest verified token. Entra's refusals become the caller's errors, never a back-off.
+import { LRUCache } from "lru-cache";
 import type { CredentialKind } from "../config/types.ts";
 import { ProxyError } from "../errors.ts";
 import type { AcquisitionFailure } from "./aadsts.ts";
@@ -40,8 +41,8 @@ export class OboTokenCache {
   readonly maxUsers: number;
   private readonly options: OboTokenCacheOptions;
   private readonly now: () => number;
-  /** Insertion order is recency: a used entry is moved to the end, the first is the least recent. */
-  private readonly users = new Map<string, CallerTokens>();
+  /** At most maxUsers users; the least recently used is dropped (and its timers stopped) first. */
+  private readonly users: LRUCache<string, CallerTokens>;
 
   constructor(options: OboTokenCacheOptions) {
     this.options = options;
@@ -49,6 +50,7 @@ export class OboTokenCache {
     this.scope = options.scope;
     this.maxUsers = options.maxUsers ?? DEFAULT_MAX_OBO_USERS;
     this.now = options.now ?? Date.now;
+    this.users = new LRUCache({ max: this.maxUsers, dispose: (entry) => entry.close() });
   }
 
   /** The tokens of this caller, its latest verified token remembered for the next exchange. */
@@ -60,13 +62,10 @@ export class OboTokenCache {
       });
     }
     let entry = this.users.get(caller.user);
-    if (entry) {
-      this.users.delete(caller.user);
-    } else {
+    if (!entry) {
       entry = new CallerTokens(this.options, this.now);
-      if (this.users.size >= this.maxUsers) this.evictLeastRecent();
+      this.users.set(caller.user, entry);
     }
-    this.users.set(caller.user, entry);
     entry.assertion = caller.assertion;
     entry.assertionExpiresAt = caller.expiresAt;
     return entry;
@@ -78,15 +77,7 @@ export class OboTokenCache {
   }
 
   close(): void {
-    for (const entry of this.users.values()) entry.close();
-    this.users.clear();
-  }
-
-  private evictLeastRecent(): void {
-    const oldest = this.users.keys().next();
-    if (oldest.done) return;
-    this.users.get(oldest.value)?.close();
-    this.users.delete(oldest.value);
+    this.users.clear(); // dispose closes each entry
   }
 }
 

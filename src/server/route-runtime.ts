@@ -1,5 +1,6 @@
 // A route as the request path uses it: its config with everything per-request work needs compiled
 // once, plus the state that outlives a config reload (in-flight count, a flow's status URLs).
+import { LRUCache } from "lru-cache";
 import type { AccessCheck } from "../access/check.ts";
 import type { OboTokenCache } from "../auth/obo-tokens.ts";
 import type { BearerTokens } from "../auth/tokens.ts";
@@ -15,15 +16,10 @@ export class RouteState {
   /** Requests on this prefix from routing to the end of the response, across configs. */
   inFlight = 0;
   /** flow routes: the workflow status URLs (path after the prefix, with query) the flow returned. */
-  private readonly statusUrls = new Set<string>();
+  private readonly statusUrls = new LRUCache<string, true>({ max: FLOW_STATUS_URLS_KEPT });
 
   rememberStatusUrl(pathAndQuery: string): void {
-    this.statusUrls.delete(pathAndQuery);
-    this.statusUrls.add(pathAndQuery);
-    if (this.statusUrls.size > FLOW_STATUS_URLS_KEPT) {
-      const oldest = this.statusUrls.values().next().value;
-      if (oldest !== undefined) this.statusUrls.delete(oldest);
-    }
+    this.statusUrls.set(pathAndQuery, true);
   }
 
   isStatusUrl(pathAndQuery: string): boolean {
