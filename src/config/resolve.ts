@@ -179,6 +179,7 @@ export function resolveConfig(
       file: ctx.file,
       listen,
       warmup: top.warmup,
+      health: top.health,
       cloud,
       identities,
       routes,

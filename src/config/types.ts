@@ -143,6 +143,8 @@ export interface ProxyConfig {
   file: string;
   listen: ListenConfig;
   warmup: boolean;
+  /** What /readyz answers for: the process alone (default), or also every identity's token. */
+  health: { readiness: "process" | "tokens" };
   cloud: CloudConfig;
   identities: Record<string, IdentityConfig>;
   routes: RouteConfig[];

@@ -1,4 +1,5 @@
-// The admin port: liveness, token-aware readiness, Prometheus metrics and a status page.
+// The admin port: liveness, process readiness (token health only in its verbose form or when opted in),
+// Prometheus metrics and a status page.
 // Never routed to upstreams; the proxy port never serves these paths.
 import express from "express";
 import helmet from "helmet";
@@ -10,6 +11,50 @@ export interface ReadinessItem {
   scope: string;
   ready: boolean;
   reason: string;
+}
+
+/** Whether this process should receive traffic, and why (design.md "Admin port"). */
+export interface Readiness {
+  ready: boolean;
+  reason: string;
+  /** `process`: tokens never fail readiness; `tokens`: every identity must hold a valid token. */
+  mode: "process" | "tokens";
+  identities: ReadinessItem[];
+  routes: Array<{ prefix: string; identity: string; ready: boolean }>;
+}
+
+/**
+ * The readiness decision. A broken identity never fails it in `process` mode: one bad secret would
+ * otherwise take every route on every replica out of the Service.
+ */
+export function decideReadiness(input: {
+  accepting: boolean;
+  warmedUp: boolean;
+  mode: "process" | "tokens";
+  identities: ReadinessItem[];
+  routes: Array<{ prefix: string; identity: string; scope: string }>;
+}): Readiness {
+  const { accepting, warmedUp, mode, identities } = input;
+  const tokenReady = new Map(identities.map((i) => [`${i.identity}\u0000${i.scope}`, i.ready]));
+  const routes = input.routes.map((r) => ({
+    prefix: r.prefix,
+    identity: r.identity,
+    ready: tokenReady.get(`${r.identity}\u0000${r.scope}`) ?? false,
+  }));
+  const broken = identities.filter((i) => !i.ready);
+  const verdict = (ready: boolean, reason: string): Readiness => ({
+    ready,
+    reason,
+    mode,
+    identities,
+    routes,
+  });
+  if (!accepting) return verdict(false, "shutting down");
+  if (!warmedUp) return verdict(false, "starting: token warm-up not finished");
+  if (mode === "tokens" && broken.length > 0) {
+    return verdict(false, `no valid token for ${broken.map((i) => i.identity).join(", ")}`);
+  }
+  return verdict(true, broken.length > 0 ? "serving; some identities have no valid token" : "serving");
 }
 
 export interface StatusSnapshot {
@@ -42,9 +87,7 @@ export interface StatusSnapshot {
 
 export interface AdminDeps {
   registry: Registry;
-  readiness(): ReadinessItem[];
-  /** False once draining (SIGTERM): readiness then fails regardless of tokens. */
-  accepting(): boolean;
+  readiness(): Readiness;
   status(): StatusSnapshot;
 }
 
@@ -55,14 +98,11 @@ export function createAdminApp(deps: AdminDeps): express.Express {
   app.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
   });
-  app.get("/readyz", (_req, res) => {
-    const items = deps.readiness();
-    const notReady = items.filter((i) => !i.ready);
-    if (!deps.accepting()) {
-      res.status(503).json({ ready: false, reason: "shutting down", notReady });
-      return;
-    }
-    res.status(notReady.length === 0 ? 200 : 503).json({ ready: notReady.length === 0, notReady, items });
+  app.get("/readyz", (req, res) => {
+    const r = deps.readiness();
+    // ?verbose adds per-identity and per-route health; it never changes the status code.
+    const body = req.query.verbose === undefined ? { ready: r.ready, reason: r.reason } : r;
+    res.status(r.ready ? 200 : 503).json(body);
   });
   app.get("/metrics", async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());

@@ -13,7 +13,12 @@ import { type AcquisitionEvent, type BackoffPolicy, TokenManager, TokenProvider 
 import { describeAccess } from "../config/describe.ts";
 import type { ProxyConfig } from "../config/types.ts";
 import { ProxyError } from "../errors.ts";
-import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
+import {
+  createAdminApp,
+  decideReadiness,
+  type ReadinessItem,
+  type StatusSnapshot,
+} from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type ProxyMetrics } from "../observability/metrics.ts";
 import { RecentEvents } from "../observability/recent-events.ts";
@@ -209,7 +214,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     socket.once("close", () => clearTimeout(linger));
   });
 
-  const readiness = (): ReadinessItem[] =>
+  const tokenHealth = (): ReadinessItem[] =>
     tokens.all().map((p) => {
       const s = p.state();
       const ready = s.valid || s.lastResult === "success" || (!active.warmup && s.lastResult === undefined);
@@ -220,11 +225,21 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
           : "no token acquired yet";
       return { identity: p.identity, scope: p.scope, ready, reason };
     });
+  /** Set once the first warm-up has finished, whatever its result (reloads keep the process ready). */
+  let warmedUp = !config.warmup;
+  const readiness = () =>
+    decideReadiness({
+      accepting,
+      warmedUp,
+      mode: active.health.readiness,
+      identities: tokenHealth(),
+      routes: active.routes,
+    });
   const HOUR = 3_600_000;
   const status = (): StatusSnapshot => {
     const inFlightOf = new Map(routeStates.all().map(([prefix, state]) => [prefix, state.inFlight]));
     return {
-      ready: accepting && readiness().every((r) => r.ready),
+      ready: readiness().ready,
       generatedAt: new Date(now()).toISOString(),
       routes: active.routes.map((r) => ({
         prefix: r.prefix,
@@ -255,9 +270,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       recentEvents: events.list(HOUR).map((ev) => ({ ...ev, at: new Date(ev.at).toISOString() })),
     };
   };
-  const adminServer = http.createServer(
-    createAdminApp({ registry: metrics.registry, readiness, accepting: () => accepting, status }),
-  );
+  const adminServer = http.createServer(createAdminApp({ registry: metrics.registry, readiness, status }));
 
   const host = config.listen.host;
   await listen(proxyServer, options.ports?.proxy ?? config.listen.port, host);
@@ -270,6 +283,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
 
   const warmUp = () => {
     tokens.warmAll().then((results) => {
+      warmedUp = true;
       logger.info({ msg: "warm-up finished", ready: results.filter(Boolean).length, total: results.length });
     });
   };
