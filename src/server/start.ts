@@ -279,7 +279,12 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   const adminUrl = urlOf(adminServer, "http");
   auditConfig(logger, "config loaded", config);
   metrics.configLoaded(now());
-  logger.info({ msg: "listening", proxy: proxyUrl, admin: adminUrl });
+  // The addresses actually bound (0.0.0.0 stays 0.0.0.0), not the loopback URL used to reach them.
+  logger.info({
+    msg: "listening",
+    proxy: boundUrl(proxyServer, tls ? "https" : "http"),
+    admin: boundUrl(adminServer, "http"),
+  });
 
   const warmUp = () => {
     tokens.warmAll().then((results) => {
@@ -433,9 +438,17 @@ function listen(server: http.Server, port: number, host: string): Promise<void> 
   });
 }
 
+/** A URL this host can use to reach the server: a wildcard address becomes loopback. */
 function urlOf(server: http.Server, scheme: string): string {
+  const bound = new URL(boundUrl(server, scheme));
+  if (bound.hostname === "0.0.0.0") bound.hostname = "127.0.0.1";
+  if (bound.hostname === "[::]") bound.hostname = "[::1]";
+  return bound.origin;
+}
+
+/** The address and port the server is bound to, as a URL. */
+export function boundUrl(server: net.Server, scheme: string): string {
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const shown = host === "0.0.0.0" ? "127.0.0.1" : host === "[::]" ? "[::1]" : host;
-  return `${scheme}://${shown}:${address.port}`;
+  return `${scheme}://${host}:${address.port}`;
 }
