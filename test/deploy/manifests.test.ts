@@ -6,7 +6,9 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { join, posix } from "node:path";
+import { cp, mkdtemp, rm, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, posix, sep } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
@@ -227,16 +229,93 @@ function dockerIgnored(path: string): boolean {
 }
 
 describe("Dockerfile", () => {
-  test("every FROM pins an exact Node 24 image (no latest, no bare node:24)", () => {
+  test("every FROM pins its image: node stages an exact Node 24, the final stage the same Debian release", () => {
     const stageNames = new Set<string>();
     const froms = dockerfile.filter((i) => i.op === "FROM");
     assert.ok(froms.length >= 2, "multi-stage");
+    const codenames = new Set<string>();
     for (const { args } of froms) {
       const [image = "", , alias] = args.replace(/--platform=\S+\s+/, "").split(/\s+/);
       if (!stageNames.has(image)) {
-        assert.match(image, /^node:24\.\d+\.\d+(-[a-z0-9.-]+)?(@sha256:[0-9a-f]{64})?$/, `FROM ${args}`);
+        const node = /^node:24\.\d+\.\d+-([a-z]+)-slim(@sha256:[0-9a-f]{64})?$/.exec(image);
+        const debian = /^debian:([a-z]+)-slim(@sha256:[0-9a-f]{64})?$/.exec(image);
+        assert.ok(
+          node || debian,
+          `FROM ${args}: an exact node:24.x.y-<release>-slim, or debian:<release>-slim`,
+        );
+        codenames.add((node ?? debian)![1]!);
       }
       if (alias) stageNames.add(alias);
+    }
+    // The node binary is copied onto Debian: the same release means the same glibc and libstdc++.
+    assert.equal(codenames.size, 1, `one Debian release: ${[...codenames].join(", ")}`);
+  });
+
+  test("the final stage ships node and /app only: no npm, npx, yarn or corepack", () => {
+    const base = finalStage.find((i) => i.op === "FROM")!.args;
+    assert.match(base, /^debian:/, "not the node image, which carries npm, yarn and corepack");
+    const copied = finalStage
+      .filter((i) => i.op === "COPY" && /--from=/.test(i.args))
+      .map((i) => i.args.replace(/--\S+\s+/g, "").split(/\s+/)[0]);
+    assert.deepEqual(copied.sort(), ["/app", "/usr/local/bin/node"]);
+    assert.doesNotMatch(finalStage.map((i) => i.args).join("\n"), /\b(npm|npx|yarn|corepack)\b/);
+  });
+
+  test("OCI labels name the image, its version (package.json's) and licence", () => {
+    const pkg = JSON.parse(read("package.json")) as { version: string; license: string };
+    const labels = finalStage
+      .filter((i) => i.op === "LABEL")
+      .map((i) => i.args)
+      .join(" ");
+    const label = (key: string) =>
+      new RegExp(`org\\.opencontainers\\.image\\.${key}="([^"]*)"`).exec(labels)?.[1];
+    assert.equal(label("title"), "entra-auth-proxy");
+    assert.ok(label("description"));
+    assert.equal(label("licenses"), pkg.license);
+    assert.equal(label("version"), "${VERSION}");
+    const arg = finalStage.find((i) => i.op === "ARG" && i.args.startsWith("VERSION="));
+    assert.equal(arg?.args, `VERSION=${pkg.version}`, "the default VERSION is package.json's");
+  });
+
+  test("the image holds every module `serve`, `check`, `token` and `hash-key` load, and not the demo", () => {
+    // Follows static and dynamic relative imports from the CLI entry, except the demo command's.
+    const reachable = new Set<string>();
+    const visit = (file: string) => {
+      if (reachable.has(file)) return;
+      reachable.add(file);
+      const text = read(file);
+      for (const m of text.matchAll(/(?:from\s+|import\s*\(\s*)"(\.{1,2}\/[^"]+\.ts)"/g)) {
+        const target = posix.normalize(posix.join(posix.dirname(file), m[1]!));
+        if (target === "src/commands/demo.ts") continue;
+        visit(target);
+      }
+    };
+    visit("src/main.ts");
+    assert.ok(reachable.has("src/server/start.ts") && reachable.has("src/commands/check.ts"));
+    for (const file of reachable)
+      assert.ok(!dockerIgnored(file), `${file} is needed but left out of the image`);
+    for (const file of ["src/demo/emulator.ts", "src/demo/upstreams.ts", "src/commands/demo.ts"]) {
+      assert.ok(dockerIgnored(file), `${file} stays out of the image`);
+    }
+  });
+
+  test("laid out as the image lays out /app (demo left out), serve, check, token and hash-key still load", async (t) => {
+    const app = await mkdtemp(join(tmpdir(), "eap-image-"));
+    t.after(() => rm(app, { recursive: true, force: true }));
+    await cp(join(ROOT, "bin"), join(app, "bin"), { recursive: true });
+    await cp(join(ROOT, "src"), join(app, "src"), {
+      recursive: true,
+      filter: (from) => !dockerIgnored(posix.relative(ROOT, from.split(sep).join("/"))),
+    });
+    await cp(join(ROOT, "package.json"), join(app, "package.json"));
+    await symlink(join(ROOT, "node_modules"), join(app, "node_modules"));
+    assert.ok(!existsSync(join(app, "src/demo")), "the demo is not in the image");
+    for (const args of [["serve", "--help"], ["check", "--help"], ["token", "--help"], ["hash-key"]]) {
+      const run = spawnSync(process.execPath, [join(app, "bin/entra-auth-proxy.js"), ...args], {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH ?? "" },
+      });
+      assert.equal(run.status, 0, `${args.join(" ")}: ${run.stderr}`);
     }
   });
 
