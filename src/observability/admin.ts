@@ -69,7 +69,12 @@ export interface StatusSnapshot {
     upstream401LastHour: number;
     /** Requests on this prefix right now, from routing to the end of the response. */
     inFlight: number;
+    /** Requests answered on this prefix since the process started, and how many were 5xx. */
+    requests: number;
+    serverErrors: number;
   }>;
+  /** Every API key by name (never its hash) with its expiry, per route. */
+  apiKeys: Array<{ route: string; name: string; expiresAt?: string; expiresInDays?: number }>;
   tokens: Array<{
     identity: string;
     kind: string;
@@ -139,6 +144,14 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/** "2027-07-01 00:00 UTC (in 207 days)" — the instant the key stops working; expired red, within 30 days amber. */
+function keyExpiry(k: { expiresAt?: string; expiresInDays?: number }): string {
+  const days = k.expiresInDays ?? 0;
+  const date = `${escapeHtml((k.expiresAt ?? "").slice(0, 16).replace("T", " "))} UTC`;
+  if (days <= 0) return `<span class="bad">${date} (expired)</span>`;
+  return `<span class="${days <= 30 ? "warn" : "ok"}">${date} (in ${days} days)</span>`;
+}
+
 function cells(values: string[]): string {
   return `<tr>${values.map((v) => `<td>${v}</td>`).join("")}</tr>`;
 }
@@ -149,14 +162,29 @@ export function renderStatusPage(status: StatusSnapshot): string {
     .map((r) =>
       cells([
         `<code>${e(r.prefix)}</code>`,
-        e(r.upstream),
+        // URLs (flow trigger URLs especially) may break anywhere, so they never widen the page.
+        `<span class="url">${e(r.upstream)}</span>`,
         e(r.identity),
-        `<code>${e(r.scope)}</code>`,
+        `<code class="url">${e(r.scope)}</code>`,
         e(r.access),
+        String(r.requests),
+        `<span class="${r.serverErrors > 0 ? "bad" : "ok"}">${r.serverErrors}</span>`,
         `<span class="${r.upstream401LastHour > 0 ? "warn" : "ok"}">${r.upstream401LastHour}</span>`,
       ]),
     )
     .join("");
+  const keys =
+    status.apiKeys.length === 0
+      ? "<p>No API keys configured.</p>"
+      : `<table><thead><tr><th>Route</th><th>Key</th><th>Expires</th></tr></thead><tbody>${status.apiKeys
+          .map((k) =>
+            cells([
+              `<code>${e(k.route)}</code>`,
+              e(k.name),
+              k.expiresAt === undefined ? "never" : keyExpiry(k),
+            ]),
+          )
+          .join("")}</tbody></table>`;
   const tokens = status.tokens
     .map((t) =>
       cells([
@@ -185,6 +213,7 @@ export function renderStatusPage(status: StatusSnapshot): string {
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1b1b}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem;width:100%}
 th,td{border-bottom:1px solid #ddd;padding:.35rem .6rem;text-align:left;vertical-align:top}
+.url{overflow-wrap:anywhere}
 th{background:#f4f4f4}code{font-size:12px}
 .ok{color:#0a7a2f}.warn{color:#a86400}.bad{color:#b3261e;font-weight:600}
 </style>
@@ -194,7 +223,9 @@ th{background:#f4f4f4}code{font-size:12px}
 <p>Ready: <strong class="${status.ready ? "ok" : "bad"}" id="ready">${status.ready ? "yes" : "no"}</strong>
  · generated ${e(status.generatedAt)} · <a href="/metrics">metrics</a> · <a href="/status.json">status.json</a></p>
 <h2>Routes</h2>
-<table><thead><tr><th>Prefix</th><th>Upstream</th><th>Identity</th><th>Scope</th><th>Access</th><th>Upstream 401s (1 h)</th></tr></thead><tbody>${routes}</tbody></table>
+<table class="routes"><thead><tr><th>Prefix</th><th>Upstream</th><th>Identity</th><th>Scope</th><th>Access</th><th>Requests</th><th>5xx</th><th>Upstream 401s (1 h)</th></tr></thead><tbody>${routes}</tbody></table>
+<h2>API keys</h2>
+${keys}
 <h2>Tokens</h2>
 <table><thead><tr><th>Identity</th><th>Kind</th><th>Scope</th><th>State</th><th>Expires</th><th>Last refresh</th><th>Hint</th></tr></thead><tbody>${tokens}</tbody></table>
 <h2>Recent events</h2>

@@ -191,6 +191,22 @@ export class RequestCounts {
     byMethod.set(method, (byMethod.get(method) ?? 0) + 1);
   }
 
+  /** Requests answered and how many of them were 5xx, per route (for the status page). */
+  perRoute(): Map<string, { requests: number; serverErrors: number }> {
+    const out = new Map<string, { requests: number; serverErrors: number }>();
+    for (const [route, byStatus] of this.byRoute) {
+      const totals = { requests: 0, serverErrors: 0 };
+      for (const [status, byMethod] of byStatus) {
+        for (const count of byMethod.values()) {
+          totals.requests += count;
+          if (status >= 500) totals.serverErrors += count;
+        }
+      }
+      out.set(route, totals);
+    }
+    return out;
+  }
+
   *entries(): Iterable<[{ route: string; method: string; status: string }, number]> {
     for (const [route, byStatus] of this.byRoute) {
       for (const [status, byMethod] of byStatus) {

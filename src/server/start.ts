@@ -238,6 +238,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   const HOUR = 3_600_000;
   const status = (): StatusSnapshot => {
     const inFlightOf = new Map(routeStates.all().map(([prefix, state]) => [prefix, state.inFlight]));
+    const answered = metrics.requests.perRoute();
     return {
       ready: readiness().ready,
       generatedAt: new Date(now()).toISOString(),
@@ -249,7 +250,21 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
         access: describeAccess(r.access),
         upstream401LastHour: events.count("upstream_401", r.prefix, HOUR),
         inFlight: inFlightOf.get(r.prefix) ?? 0,
+        requests: answered.get(r.prefix)?.requests ?? 0,
+        serverErrors: answered.get(r.prefix)?.serverErrors ?? 0,
       })),
+      apiKeys: active.routes.flatMap((r) =>
+        (r.access.apiKeys ?? []).map((k) =>
+          k.expires
+            ? {
+                route: r.prefix,
+                name: k.name,
+                expiresAt: k.expires.toISOString(),
+                expiresInDays: Math.ceil((k.expires.getTime() - now()) / 86_400_000),
+              }
+            : { route: r.prefix, name: k.name },
+        ),
+      ),
       tokens: tokens.all().map((p) => {
         const s = p.state();
         const t: StatusSnapshot["tokens"][number] = {
