@@ -53,7 +53,7 @@ Try:
   curl -s -H 'X-Api-Key: ${key}' '${p}/powerplatform/environmentmanagement/environments?api-version=2024-10-01'
   curl -s -H 'X-Api-Key: ${key}' '${p}/powerapps/providers/Microsoft.PowerApps/apps?api-version=2016-11-01'
   curl -s -X POST -H 'X-Api-Key: ${key}' -H 'Content-Type: application/json' -d '{"orderId":42}' ${p}/flows/order-created
-  curl -s -u 'erp:${key}' ${p}/lcs/databasemovement/v1/databasemovement/jobs
+  curl -s -u 'erp:${key}' -H 'x-ms-version: 2017-09-15' ${p}/lcs/databasemovement/v1/databases/project/12345
   curl -s ${p}/powerplatform/environments          # no key: 401 problem+json
   curl -s ${proxy.adminUrl}/metrics | grep entra_proxy_
 

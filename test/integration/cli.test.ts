@@ -37,6 +37,21 @@ test("demo starts, prints curl lines, and the first one succeeds; Ctrl-C stops i
   const echo = JSON.parse(lines.slice(0, -1).join("\n")) as { service: string; token: { aud: string } };
   assert.equal(echo.service, "powerplatform");
   assert.equal(echo.token.aud, "https://api.powerplatform.com");
+  // The LCS line uses an operation of Microsoft's Database Movement API (list database backups:
+  // GET /databasemovement/v1/databases/project/{projectId}, header x-ms-version: 2017-09-15).
+  const lcsLine = out.split("\n").find((l) => l.includes("/lcs/"));
+  assert.ok(lcsLine, out);
+  const lcs = await run("sh", ["-c", `${lcsLine.trim()} -w '\\n%{http_code}'`]);
+  const lcsLines = lcs.stdout.trim().split("\n");
+  assert.equal(lcsLines.at(-1), "200", lcs.stdout);
+  const lcsEcho = JSON.parse(lcsLines.slice(0, -1).join("\n")) as {
+    service: string;
+    path: string;
+    headers: Record<string, string>;
+  };
+  assert.equal(lcsEcho.service, "lcs");
+  assert.match(lcsEcho.path, /^\/databasemovement\/v1\/databases\/project\/\d+$/);
+  assert.equal(lcsEcho.headers["x-ms-version"], "2017-09-15");
   child.kill("SIGINT");
   const [code] = await once(child, "exit");
   assert.equal(code, 0);
