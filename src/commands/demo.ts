@@ -37,8 +37,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     admin: port(values["admin-port"], 9090, "--admin-port"),
   };
   const world = await startDemoWorld();
-  // Logs go to stderr so the banner on stdout stays readable (and parseable by tests).
-  const logger = createLogger({ level: io.env.LOG_LEVEL ?? "warn", destination: process.stderr });
+  // Logs go to stderr so the banner on stdout stays readable (and parseable by tests); at the default
+  // level each curl line above shows its request line, as `serve` does.
+  const logger = createLogger({ level: io.env.LOG_LEVEL ?? "info", destination: process.stderr });
   const proxy = await startDemoProxy(world, logger, { ports });
   const key = world.secrets.apiKey;
   const p = proxy.proxyUrl;
