@@ -221,7 +221,9 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       const reason = ready
         ? "token valid"
         : s.lastError
-          ? `${s.lastError.error}: ${s.lastError.message}`
+          ? s.lastError.message.startsWith(s.lastError.error)
+            ? s.lastError.message // Entra's message already starts with its AADSTS code
+            : `${s.lastError.error}: ${s.lastError.message}`
           : "no token acquired yet";
       return { identity: p.identity, scope: p.scope, ready, reason };
     });
