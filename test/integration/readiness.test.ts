@@ -83,7 +83,7 @@ test("health: { readiness: tokens } opts into the strict form: 503 while an iden
   assert.equal(verbose.mode, "tokens");
 });
 
-test("/readyz answers 200 \"serving\" once warm-up has finished with healthy identities", async (t) => {
+test('/readyz answers 200 "serving" once warm-up has finished with healthy identities', async (t) => {
   const stack = await startStack(t);
   const ready = await readyzOnceWarm(stack.proxy.adminUrl);
   assert.equal(ready.status, 200);
