@@ -1,9 +1,11 @@
 # entra-auth-proxy container image.   Build: docker build -t entra-auth-proxy .   (see k8s/README.md)
 #
 # Node 24 runs the TypeScript sources directly (type stripping), so there is no compile step: the
-# first stage only installs production dependencies and lays out /app; the final stage copies that
-# onto a clean base. Pin by digest too (node:24.21.0-bookworm-slim@sha256:…) once your registry
-# mirror is known; the exact tag is the floor.
+# first stage only installs production dependencies and lays out /app; the final stage is the same
+# Debian release the node image is built on, with only the `node` binary and /app — no npm, npx,
+# yarn or corepack, and no demo (the Entra ID emulator and mock APIs stay out via .dockerignore).
+# Pin by digest too (node:24.21.0-bookworm-slim@sha256:…, debian:bookworm-slim@sha256:…) once your
+# registry mirror is known; the exact node tag is the floor.
 
 FROM node:24.21.0-bookworm-slim AS build
 WORKDIR /app
@@ -17,7 +19,17 @@ COPY routes.yaml ./
 # The launcher is the ENTRYPOINT through a symlink, so it must be executable whatever the checkout did.
 RUN chmod 0755 bin/entra-auth-proxy.js
 
-FROM node:24.21.0-bookworm-slim
+# The node image is debian:bookworm-slim plus Node's release tarball; its binary needs only glibc,
+# libstdc++ and libgcc, which the slim base has. Node uses its own CA bundle, so no ca-certificates.
+FROM debian:bookworm-slim
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="entra-auth-proxy" \
+      org.opencontainers.image.description="Authenticating reverse proxy that attaches Entra ID tokens for Power Platform, PowerApps, Power Automate and LCS APIs" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
+# CI adds what only it knows: --label org.opencontainers.image.source=… --label org.opencontainers.image.revision=$GIT_SHA
+COPY --from=build /usr/local/bin/node /usr/local/bin/node
 ENV NODE_ENV=production
 # Caps V8's young generation, which otherwise grows with the host's memory (README, "Memory").
 ENV NODE_OPTIONS="--max-semi-space-size=16"

@@ -8,7 +8,8 @@ export const AADSTS_HINTS: Record<string, string> = {
     "The client secret has expired: create a new secret on the app registration and update the config.",
   "700016":
     "Unknown application in this tenant: check clientId and tenantId, and that the app exists in that tenant.",
-  "90002": "Tenant not found: check tenantId and the cloud (public, usgov, china …).",
+  "90002":
+    "Tenant not found: check tenantId and the cloud (public, usgov, china …) — tenantId and clientId swapped?",
   "50076":
     "MFA is required for this user: ROPC cannot do MFA — exclude the account from MFA via Conditional Access or use an app identity.",
   "50079": "The user must register for MFA: ROPC cannot do MFA — exclude the account or use an app identity.",

@@ -37,8 +37,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     admin: port(values["admin-port"], 9090, "--admin-port"),
   };
   const world = await startDemoWorld();
-  // Logs go to stderr so the banner on stdout stays readable (and parseable by tests).
-  const logger = createLogger({ level: io.env.LOG_LEVEL ?? "warn", destination: process.stderr });
+  // Logs go to stderr so the banner on stdout stays readable (and parseable by tests); at the default
+  // level each curl line above shows its request line, as `serve` does.
+  const logger = createLogger({ level: io.env.LOG_LEVEL ?? "info", destination: process.stderr });
   const proxy = await startDemoProxy(world, logger, { ports, yaml: DEMO_WITH_OBO_YAML });
   const key = world.secrets.apiKey;
   const userToken = await demoUserToken(world);
@@ -54,7 +55,7 @@ Try:
   curl -s -H 'X-Api-Key: ${key}' '${p}/powerplatform/environmentmanagement/environments?api-version=2024-10-01'
   curl -s -H 'X-Api-Key: ${key}' '${p}/powerapps/providers/Microsoft.PowerApps/apps?api-version=2016-11-01'
   curl -s -X POST -H 'X-Api-Key: ${key}' -H 'Content-Type: application/json' -d '{"orderId":42}' ${p}/flows/order-created
-  curl -s -u 'erp:${key}' ${p}/lcs/databasemovement/v1/databasemovement/jobs
+  curl -s -u 'erp:${key}' -H 'x-ms-version: 2017-09-15' ${p}/lcs/databasemovement/v1/databases/project/12345
   curl -s -H 'Authorization: Bearer ${userToken}' '${p}/me/powerplatform/environmentmanagement/environments?api-version=2024-10-01'
   curl -s ${p}/powerplatform/environments          # no key: 401 problem+json
   curl -s ${proxy.adminUrl}/metrics | grep entra_proxy_

@@ -184,6 +184,7 @@ export class ConfigReloader {
 
   private reject(trigger: string, errors: string[]): void {
     this.proxy.metrics.configReloads.inc({ result: "failure" });
+    this.proxy.metrics.configRejected();
     this.logger.error({ msg: "config reload rejected; the previous config keeps serving", trigger, errors });
   }
 }

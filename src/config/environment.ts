@@ -48,6 +48,11 @@ export function splitNoProxy(value: string): string[] {
   return value.split(/[\s,]+/).filter((entry) => entry !== "");
 }
 
+/** Keys whose values are secrets (clientSecret, password, passphrase …), not the files holding them. */
+export function isSecretKey(key: string): boolean {
+  return /secret|password|passphrase/i.test(key) && !/file$/i.test(key);
+}
+
 export type Interpolation = { ok: true; value: string } | { ok: false; message: string };
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -56,7 +61,11 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * Substitutes ${VAR} and ${VAR:-default} in one string value; "$${" writes a literal "${".
  * Substitution happens after YAML parsing, so a value can hold any characters.
  */
-export function interpolateEnv(text: string, env: NodeJS.ProcessEnv): Interpolation {
+export function interpolateEnv(
+  text: string,
+  env: NodeJS.ProcessEnv,
+  options: { secret?: boolean } = {},
+): Interpolation {
   if (!text.includes("${")) return { ok: true, value: text };
   let out = "";
   let i = 0;
@@ -109,11 +118,15 @@ export function interpolateEnv(text: string, env: NodeJS.ProcessEnv): Interpolat
   if (missing.length > 0) {
     const names = [...new Set(missing)];
     const first = names[0]!;
+    // A default for a secret would end up in routes.yaml (and in git): never suggest one.
+    const hint = options.secret
+      ? "a secret has no default: set the variable, or read the secret from a file (clientSecretFile, passwordFile)"
+      : `write \${${first}:-default} to give a default`;
     return {
       ok: false,
       message:
         names.length === 1
-          ? `environment variable ${first} is not set (write \${${first}:-default} to give a default)`
+          ? `environment variable ${first} is not set (${hint})`
           : `environment variables ${names.join(", ")} are not set`,
     };
   }

@@ -201,6 +201,7 @@ export function resolveConfig(
     listen,
     ...(forwardAuth ? { forwardAuth } : {}),
     warmup: top.warmup,
+    health: top.health,
     cloud,
     identities,
     routes,
@@ -277,6 +278,13 @@ function buildIdentity(
   switch (kind) {
     case "clientSecret":
       credential = { kind, clientSecret: input.clientSecret! };
+      if (GUID.test(input.clientSecret!)) {
+        report(
+          "warning",
+          at("clientSecret"),
+          "clientSecret looks like a GUID: that is the secret's ID; use its Value (shown once, when the secret is created in Certificates & secrets)",
+        );
+      }
       break;
     case "clientSecretFile":
       credential = { kind, clientSecretFile: file(input.clientSecretFile!) };
@@ -356,6 +364,9 @@ const APP_KINDS = new Set([
   "managedIdentity",
 ]);
 
+/** A client secret's ID has this shape; its value never does. */
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 interface ResolvedTarget {
   upstream: string;
   scope: string;
@@ -402,6 +413,19 @@ function checkRouteTarget(
     cloud,
   );
   for (const problem of target.problems) error(at(problem.key), problem.message);
+  if (input.service !== undefined && input.scope !== undefined && target.problems.length === 0) {
+    const preset = resolveRouteTarget(
+      { service: input.service, upstream: input.upstream, flowUpstream, region: input.region },
+      cloud,
+    ).scope;
+    if (preset !== undefined && preset !== input.scope) {
+      report(
+        "warning",
+        at("scope"),
+        `scope "${input.scope}" differs from the ${input.service} preset's "${preset}": a token for another resource (or with one slash more or less) is refused by the API with 401 — drop scope: to use the preset`,
+      );
+    }
+  }
 
   const kind = identity?.credential.kind;
   const isApp = kind !== undefined && APP_KINDS.has(kind);

@@ -563,10 +563,16 @@ export type RouteInput = RouteTargetInput & z.output<typeof routeSettingsSchema>
 
 // ---------------------------------------------------------------- the file
 
+/** `readiness: tokens` makes /readyz fail while any identity has no valid token (single-route deployments). */
+export const healthSchema = z.strictObject({
+  readiness: z.enum(["process", "tokens"]).default("process"),
+});
+
 export const routesFileSchema = z.strictObject({
   listen: emptyBlockAllowed(listenSchema).optional(),
   forwardAuth: emptyBlockAllowed(forwardAuthSchema).optional(),
   warmup: boolean.default(true),
+  health: healthSchema.default({ readiness: "process" }),
   cloud: cloudSchema.default("public"),
   identities: z.record(z.string(), identitySchema),
   routes: z.array(routeSchema).min(1, "list at least one route"),

@@ -12,7 +12,7 @@ import {
   parseDocument,
 } from "yaml";
 import type { ConfigIssue } from "../errors.ts";
-import { interpolateEnv } from "./environment.ts";
+import { interpolateEnv, isSecretKey } from "./environment.ts";
 
 export type PathSegment = string | number;
 
@@ -118,6 +118,11 @@ function shieldReferences(text: string): { text: string; restore: (parsed: strin
   };
 }
 
+/** The parser's first line says what is wrong; the rest repeats the source around it. */
+function firstLine(message: string): string {
+  return message.split("\n")[0] ?? "";
+}
+
 export interface YamlSource {
   /** The plain JS value after ${VAR} substitution; undefined when the YAML itself is broken. */
   value: unknown;
@@ -145,7 +150,7 @@ export function readYamlSource(text: string, file: string, env: NodeJS.ProcessEn
     issues.push({
       location: locator.at(warning.pos[0]),
       path: "",
-      message: unshield(warning.message),
+      message: unshield(firstLine(warning.message)),
       severity: "warning",
     });
   }
@@ -154,7 +159,7 @@ export function readYamlSource(text: string, file: string, env: NodeJS.ProcessEn
       issues.push({
         location: locator.at(error.pos[0]),
         path: "",
-        message: `YAML: ${unshield(error.message.split("\n")[0] ?? "")}`,
+        message: `YAML: ${unshield(firstLine(error.message))}`,
         severity: "error",
       });
     }
@@ -175,7 +180,10 @@ export function readYamlSource(text: string, file: string, env: NodeJS.ProcessEn
         node.value = node.source;
       }
       if (typeof node.value !== "string") return;
-      const result = interpolateEnv(unshield(node.value), env);
+      const key = path.at(-1);
+      const result = interpolateEnv(unshield(node.value), env, {
+        secret: typeof key === "string" && isSecretKey(key),
+      });
       if (result.ok) node.value = result.value;
       else {
         issues.push({
@@ -203,7 +211,12 @@ export function readYamlSource(text: string, file: string, env: NodeJS.ProcessEn
   try {
     value = doc.toJS({ maxAliasCount: 1000 });
   } catch (err) {
-    issues.push({ location: file, path: "", message: `YAML: ${(err as Error).message}`, severity: "error" });
+    issues.push({
+      location: file,
+      path: "",
+      message: `YAML: ${firstLine((err as Error).message)}`,
+      severity: "error",
+    });
     return { value: undefined, locator, issues };
   }
   return { value, locator, issues };

@@ -166,6 +166,8 @@ export interface ProxyConfig {
   /** Absent: no forward-auth listener. */
   forwardAuth?: ForwardAuthConfig;
   warmup: boolean;
+  /** What /readyz answers for: the process alone (default), or also every identity's token. */
+  health: { readiness: "process" | "tokens" };
   cloud: CloudConfig;
   identities: Record<string, IdentityConfig>;
   routes: RouteConfig[];

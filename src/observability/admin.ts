@@ -1,4 +1,5 @@
-// The admin port: liveness, token-aware readiness, Prometheus metrics and a status page.
+// The admin port: liveness, process readiness (token health only in its verbose form or when opted in),
+// Prometheus metrics and a status page.
 // Never routed to upstreams; the proxy port never serves these paths.
 import express from "express";
 import helmet from "helmet";
@@ -10,6 +11,50 @@ export interface ReadinessItem {
   scope: string;
   ready: boolean;
   reason: string;
+}
+
+/** Whether this process should receive traffic, and why (design.md "Admin port"). */
+export interface Readiness {
+  ready: boolean;
+  reason: string;
+  /** `process`: tokens never fail readiness; `tokens`: every identity must hold a valid token. */
+  mode: "process" | "tokens";
+  identities: ReadinessItem[];
+  routes: Array<{ prefix: string; identity: string; ready: boolean }>;
+}
+
+/**
+ * The readiness decision. A broken identity never fails it in `process` mode: one bad secret would
+ * otherwise take every route on every replica out of the Service.
+ */
+export function decideReadiness(input: {
+  accepting: boolean;
+  warmedUp: boolean;
+  mode: "process" | "tokens";
+  identities: ReadinessItem[];
+  routes: Array<{ prefix: string; identity: string; scope: string }>;
+}): Readiness {
+  const { accepting, warmedUp, mode, identities } = input;
+  const tokenReady = new Map(identities.map((i) => [`${i.identity}\u0000${i.scope}`, i.ready]));
+  const routes = input.routes.map((r) => ({
+    prefix: r.prefix,
+    identity: r.identity,
+    ready: tokenReady.get(`${r.identity}\u0000${r.scope}`) ?? false,
+  }));
+  const broken = identities.filter((i) => !i.ready);
+  const verdict = (ready: boolean, reason: string): Readiness => ({
+    ready,
+    reason,
+    mode,
+    identities,
+    routes,
+  });
+  if (!accepting) return verdict(false, "shutting down");
+  if (!warmedUp) return verdict(false, "starting: token warm-up not finished");
+  if (mode === "tokens" && broken.length > 0) {
+    return verdict(false, `no valid token for ${broken.map((i) => i.identity).join(", ")}`);
+  }
+  return verdict(true, broken.length > 0 ? "serving; some identities have no valid token" : "serving");
 }
 
 export interface StatusSnapshot {
@@ -24,7 +69,12 @@ export interface StatusSnapshot {
     upstream401LastHour: number;
     /** Requests on this prefix right now, from routing to the end of the response. */
     inFlight: number;
+    /** Requests answered on this prefix since the process started, and how many were 5xx. */
+    requests: number;
+    serverErrors: number;
   }>;
+  /** Every API key by name (never its hash) with its expiry, per route. */
+  apiKeys: Array<{ route: string; name: string; expiresAt?: string; expiresInDays?: number }>;
   tokens: Array<{
     identity: string;
     kind: string;
@@ -46,9 +96,7 @@ export interface StatusSnapshot {
 
 export interface AdminDeps {
   registry: Registry;
-  readiness(): ReadinessItem[];
-  /** False once draining (SIGTERM): readiness then fails regardless of tokens. */
-  accepting(): boolean;
+  readiness(): Readiness;
   status(): StatusSnapshot;
 }
 
@@ -59,14 +107,11 @@ export function createAdminApp(deps: AdminDeps): express.Express {
   app.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
   });
-  app.get("/readyz", (_req, res) => {
-    const items = deps.readiness();
-    const notReady = items.filter((i) => !i.ready);
-    if (!deps.accepting()) {
-      res.status(503).json({ ready: false, reason: "shutting down", notReady });
-      return;
-    }
-    res.status(notReady.length === 0 ? 200 : 503).json({ ready: notReady.length === 0, notReady, items });
+  app.get("/readyz", (req, res) => {
+    const r = deps.readiness();
+    // ?verbose adds per-identity and per-route health; it never changes the status code.
+    const body = req.query.verbose === undefined ? { ready: r.ready, reason: r.reason } : r;
+    res.status(r.ready ? 200 : 503).json(body);
   });
   app.get("/metrics", async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());
@@ -103,6 +148,14 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/** "2027-07-01 00:00 UTC (in 207 days)" — the instant the key stops working; expired red, within 30 days amber. */
+function keyExpiry(k: { expiresAt?: string; expiresInDays?: number }): string {
+  const days = k.expiresInDays ?? 0;
+  const date = `${escapeHtml((k.expiresAt ?? "").slice(0, 16).replace("T", " "))} UTC`;
+  if (days <= 0) return `<span class="bad">${date} (expired)</span>`;
+  return `<span class="${days <= 30 ? "warn" : "ok"}">${date} (in ${days} days)</span>`;
+}
+
 function cells(values: string[]): string {
   return `<tr>${values.map((v) => `<td>${v}</td>`).join("")}</tr>`;
 }
@@ -113,14 +166,29 @@ export function renderStatusPage(status: StatusSnapshot): string {
     .map((r) =>
       cells([
         `<code>${e(r.prefix)}</code>`,
-        e(r.upstream),
+        // URLs (flow trigger URLs especially) may break anywhere, so they never widen the page.
+        `<span class="url">${e(r.upstream)}</span>`,
         e(r.identity),
-        `<code>${e(r.scope)}</code>`,
+        `<code class="url">${e(r.scope)}</code>`,
         e(r.access),
+        String(r.requests),
+        `<span class="${r.serverErrors > 0 ? "bad" : "ok"}">${r.serverErrors}</span>`,
         `<span class="${r.upstream401LastHour > 0 ? "warn" : "ok"}">${r.upstream401LastHour}</span>`,
       ]),
     )
     .join("");
+  const keys =
+    status.apiKeys.length === 0
+      ? "<p>No API keys configured.</p>"
+      : `<table><thead><tr><th>Route</th><th>Key</th><th>Expires</th></tr></thead><tbody>${status.apiKeys
+          .map((k) =>
+            cells([
+              `<code>${e(k.route)}</code>`,
+              e(k.name),
+              k.expiresAt === undefined ? "never" : keyExpiry(k),
+            ]),
+          )
+          .join("")}</tbody></table>`;
   const tokens = status.tokens
     .map((t) =>
       cells([
@@ -158,6 +226,7 @@ export function renderStatusPage(status: StatusSnapshot): string {
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1b1b}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem;width:100%}
 th,td{border-bottom:1px solid #ddd;padding:.35rem .6rem;text-align:left;vertical-align:top}
+.url{overflow-wrap:anywhere}
 th{background:#f4f4f4}code{font-size:12px}
 .ok{color:#0a7a2f}.warn{color:#a86400}.bad{color:#b3261e;font-weight:600}
 </style>
@@ -168,7 +237,9 @@ th{background:#f4f4f4}code{font-size:12px}
  · generated ${e(status.generatedAt)} · <a href="/metrics">metrics</a> · <a href="/status.json">status.json</a></p>
 ${status.egress ? `<p>${e(status.egress)}</p>` : ""}
 <h2>Routes</h2>
-<table><thead><tr><th>Prefix</th><th>Upstream</th><th>Identity</th><th>Scope</th><th>Access</th><th>Upstream 401s (1 h)</th></tr></thead><tbody>${routes}</tbody></table>
+<table class="routes"><thead><tr><th>Prefix</th><th>Upstream</th><th>Identity</th><th>Scope</th><th>Access</th><th>Requests</th><th>5xx</th><th>Upstream 401s (1 h)</th></tr></thead><tbody>${routes}</tbody></table>
+<h2>API keys</h2>
+${keys}
 <h2>Tokens</h2>
 <table><thead><tr><th>Identity</th><th>Kind</th><th>Scope</th><th>State</th><th>Expires</th><th>Last refresh</th><th>Hint</th></tr></thead><tbody>${tokens}</tbody></table>
 ${obo}

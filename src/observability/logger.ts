@@ -62,6 +62,15 @@ export function isoTimeAt(ms: number): string {
   return lastTime;
 }
 
+/**
+ * LOG_FORMAT `json` or `pretty` decides; unset, a person at a terminal gets readable lines and pipes
+ * and log collectors get JSON.
+ */
+export function logFormat(value: string | undefined, isTTY: boolean): "json" | "pretty" {
+  if (value === "json" || value === "pretty") return value;
+  return isTTY ? "pretty" : "json";
+}
+
 export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
   const config = {
     level: options.level ?? process.env.LOG_LEVEL ?? "info",
@@ -70,8 +79,7 @@ export function createLogger(options: { level?: string; destination?: Destinatio
     timestamp: isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  // A person at a terminal gets readable lines; pipes and log collectors get JSON.
-  if (!options.destination && process.stdout.isTTY && process.env.LOG_FORMAT !== "json") {
+  if (!options.destination && logFormat(process.env.LOG_FORMAT, process.stdout.isTTY === true) === "pretty") {
     return pino({ ...config, transport: { target: "pino-pretty", options: { colorize: true } } });
   }
   const destination = options.destination ?? logDestination();

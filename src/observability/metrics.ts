@@ -30,6 +30,8 @@ export interface ProxyMetrics {
   linkRewrites: Counter<"route" | "result">;
   /** entra_proxy_config_last_reload_success_timestamp_seconds: call with the time (ms) of each successful load or reload. */
   configLoaded(atMs: number): void;
+  /** entra_proxy_config_last_reload_successful goes to 0 until the next successful reload. */
+  configRejected(): void;
 }
 
 export interface MetricsOptions {
@@ -76,9 +78,20 @@ export function createMetrics(
     help: "Unix time of the last successful config load or reload.",
     registers,
   });
+  // Prometheus' own convention (prometheus_config_last_reload_successful): the alert on a rejected
+  // reload needs the current state, which the counters and the success timestamp cannot order.
+  const lastReloadSuccessful = new Gauge({
+    name: "entra_proxy_config_last_reload_successful",
+    help: "1 if the last config load or reload succeeded, 0 if it was rejected (the previous config keeps serving).",
+    registers,
+  });
   const metrics: ProxyMetrics = {
     registry,
-    configLoaded: (atMs) => lastReload.set(atMs / 1000),
+    configLoaded: (atMs) => {
+      lastReload.set(atMs / 1000);
+      lastReloadSuccessful.set(1);
+    },
+    configRejected: () => lastReloadSuccessful.set(0),
     tokenRefreshes: new Counter({
       name: "entra_proxy_token_refreshes_total",
       help: "Token acquisitions from Entra ID, by outcome and what triggered them.",
@@ -176,6 +189,22 @@ export class RequestCounts {
       byStatus.set(status, byMethod);
     }
     byMethod.set(method, (byMethod.get(method) ?? 0) + 1);
+  }
+
+  /** Requests answered and how many of them were 5xx, per route (for the status page). */
+  perRoute(): Map<string, { requests: number; serverErrors: number }> {
+    const out = new Map<string, { requests: number; serverErrors: number }>();
+    for (const [route, byStatus] of this.byRoute) {
+      const totals = { requests: 0, serverErrors: 0 };
+      for (const [status, byMethod] of byStatus) {
+        for (const count of byMethod.values()) {
+          totals.requests += count;
+          if (status >= 500) totals.serverErrors += count;
+        }
+      }
+      out.set(route, totals);
+    }
+    return out;
   }
 
   *entries(): Iterable<[{ route: string; method: string; status: string }, number]> {

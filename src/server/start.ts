@@ -23,7 +23,12 @@ import type { ProxyConfig } from "../config/types.ts";
 import { EgressAgents } from "../egress/agents.ts";
 import { ProxyError } from "../errors.ts";
 import { createForwardAuth } from "../gateway/forward-auth.ts";
-import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
+import {
+  createAdminApp,
+  decideReadiness,
+  type ReadinessItem,
+  type StatusSnapshot,
+} from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type ProxyMetrics, VERSION } from "../observability/metrics.ts";
 import { RecentEvents } from "../observability/recent-events.ts";
@@ -297,22 +302,35 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   // Gateways send well-formed requests; anything the parser refuses is simply dropped.
   forwardAuthServer?.on("clientError", (_err, socket: Duplex) => socket.destroy());
 
-  const readiness = (): ReadinessItem[] =>
+  const tokenHealth = (): ReadinessItem[] =>
     tokens.all().map((p) => {
       const s = p.state();
       const ready = s.valid || s.lastResult === "success" || (!active.warmup && s.lastResult === undefined);
       const reason = ready
         ? "token valid"
         : s.lastError
-          ? `${s.lastError.error}: ${s.lastError.message}`
+          ? s.lastError.message.startsWith(s.lastError.error)
+            ? s.lastError.message // Entra's message already starts with its AADSTS code
+            : `${s.lastError.error}: ${s.lastError.message}`
           : "no token acquired yet";
       return { identity: p.identity, scope: p.scope, ready, reason };
+    });
+  /** Set once the first warm-up has finished, whatever its result (reloads keep the process ready). */
+  let warmedUp = !config.warmup;
+  const readiness = () =>
+    decideReadiness({
+      accepting,
+      warmedUp,
+      mode: active.health.readiness,
+      identities: tokenHealth(),
+      routes: active.routes,
     });
   const HOUR = 3_600_000;
   const status = (): StatusSnapshot => {
     const inFlightOf = new Map(routeStates.all().map(([prefix, state]) => [prefix, state.inFlight]));
+    const answered = metrics.requests.perRoute();
     return {
-      ready: accepting && readiness().every((r) => r.ready),
+      ready: readiness().ready,
       generatedAt: new Date(now()).toISOString(),
       routes: active.routes.map((r) => ({
         prefix: r.prefix,
@@ -322,7 +340,21 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
         access: describeAccess(r.access),
         upstream401LastHour: events.count("upstream_401", r.prefix, HOUR),
         inFlight: inFlightOf.get(r.prefix) ?? 0,
+        requests: answered.get(r.prefix)?.requests ?? 0,
+        serverErrors: answered.get(r.prefix)?.serverErrors ?? 0,
       })),
+      apiKeys: active.routes.flatMap((r) =>
+        (r.access.apiKeys ?? []).map((k) =>
+          k.expires
+            ? {
+                route: r.prefix,
+                name: k.name,
+                expiresAt: k.expires.toISOString(),
+                expiresInDays: Math.ceil((k.expires.getTime() - now()) / 86_400_000),
+              }
+            : { route: r.prefix, name: k.name },
+        ),
+      ),
       tokens: tokens.all().map((p) => {
         const s = p.state();
         const t: StatusSnapshot["tokens"][number] = {
@@ -350,9 +382,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       egress: describeEgress(config.egress),
     };
   };
-  const adminServer = http.createServer(
-    createAdminApp({ registry: metrics.registry, readiness, accepting: () => accepting, status }),
-  );
+  const adminServer = http.createServer(createAdminApp({ registry: metrics.registry, readiness, status }));
 
   const host = config.listen.host;
   await listen(proxyServer, options.ports?.proxy ?? config.listen.port, host);
@@ -365,11 +395,17 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
   const forwardAuthUrl = forwardAuthServer ? urlOf(forwardAuthServer, "http") : undefined;
   auditConfig(logger, "config loaded", config);
   metrics.configLoaded(now());
-  logger.info({ msg: "listening", proxy: proxyUrl, admin: adminUrl });
+  // The addresses actually bound (0.0.0.0 stays 0.0.0.0), not the loopback URL used to reach them.
+  logger.info({
+    msg: "listening",
+    proxy: boundUrl(proxyServer, tls ? "https" : "http"),
+    admin: boundUrl(adminServer, "http"),
+    ...(forwardAuthServer ? { forwardAuth: boundUrl(forwardAuthServer, "http") } : {}),
+  });
   if (forwardAuthUrl) {
     logger.info({
       msg: "forward auth listening",
-      forwardAuth: forwardAuthUrl,
+      forwardAuth: boundUrl(forwardAuthServer!, "http"),
       trustedPeers: forwardAuthSettings?.trustedPeers,
       pathPrefix: forwardAuthSettings?.pathPrefix,
       routes: config.routes.filter((r) => r.forwardAuth).map((r) => r.prefix),
@@ -378,6 +414,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
 
   const warmUp = () => {
     tokens.warmAll().then((results) => {
+      warmedUp = true;
       logger.info({ msg: "warm-up finished", ready: results.filter(Boolean).length, total: results.length });
     });
   };
@@ -503,9 +540,17 @@ function listen(server: http.Server, port: number, host: string): Promise<void> 
   });
 }
 
+/** A URL this host can use to reach the server: a wildcard address becomes loopback. */
 function urlOf(server: http.Server, scheme: string): string {
+  const bound = new URL(boundUrl(server, scheme));
+  if (bound.hostname === "0.0.0.0") bound.hostname = "127.0.0.1";
+  if (bound.hostname === "[::]") bound.hostname = "[::1]";
+  return bound.origin;
+}
+
+/** The address and port the server is bound to, as a URL. */
+export function boundUrl(server: net.Server, scheme: string): string {
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const shown = host === "0.0.0.0" ? "127.0.0.1" : host === "[::]" ? "[::1]" : host;
-  return `${scheme}://${shown}:${address.port}`;
+  return `${scheme}://${host}:${address.port}`;
 }

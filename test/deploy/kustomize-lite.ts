@@ -72,27 +72,31 @@ export function kustomizeLite(dir: string): K8sObject[] {
 
 const isMap = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
-const isNamed = (v: unknown): v is Record<string, unknown> & { name: string } =>
-  isMap(v) && typeof v["name"] === "string";
+
+/** The strategic-merge key of a list field, as in the Kubernetes types these manifests use. */
+const mergeKeyOf = (field: string | undefined) => (field === "volumeMounts" ? "mountPath" : "name");
 
 /**
  * Strategic merge, reduced to what these manifests use: maps merge recursively (null deletes a key);
- * lists of named maps (containers, env, volumes, volumeMounts, ports) merge by name, honouring
- * `$patch: delete`; any other list is replaced. Real kustomize knows each list's merge key by type.
+ * lists of keyed maps (containers, env, volumes and ports by name, volumeMounts by mountPath) merge by
+ * that key, honouring `$patch: delete`; any other list is replaced. Real kustomize knows each list's
+ * merge key by type.
  */
-export function strategicMerge(base: unknown, patch: unknown): unknown {
+export function strategicMerge(base: unknown, patch: unknown, field?: string): unknown {
   if (isMap(base) && isMap(patch)) {
     const out: Record<string, unknown> = { ...base };
     for (const [key, value] of Object.entries(patch)) {
       if (value === null) delete out[key];
-      else out[key] = key in out ? strategicMerge(out[key], value) : value;
+      else out[key] = key in out ? strategicMerge(out[key], value, key) : value;
     }
     return out;
   }
-  if (Array.isArray(base) && Array.isArray(patch) && base.every(isNamed) && patch.every(isNamed)) {
+  const mergeKey = mergeKeyOf(field);
+  const keyed = (v: unknown): v is Record<string, unknown> => isMap(v) && typeof v[mergeKey] === "string";
+  if (Array.isArray(base) && Array.isArray(patch) && base.every(keyed) && patch.every(keyed)) {
     const out = [...base];
     for (const item of patch) {
-      const at = out.findIndex((b) => b.name === item.name);
+      const at = out.findIndex((b) => b[mergeKey] === item[mergeKey]);
       if (item["$patch"] === "delete") {
         if (at >= 0) out.splice(at, 1);
       } else if (at >= 0) {

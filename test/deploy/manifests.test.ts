@@ -6,7 +6,9 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { join, posix } from "node:path";
+import { cp, mkdtemp, rm, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, posix, sep } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
@@ -23,6 +25,7 @@ import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import picomatch from "picomatch";
 import { parse } from "yaml";
 import { parseConfig } from "../../src/config/load.ts";
+import { lcsEndpoints, resolveCloud, resolveRouteTarget } from "../../src/config/presets.ts";
 import type { ProxyConfig } from "../../src/config/types.ts";
 import { type K8sObject, kustomizeLite, parseObjects } from "./kustomize-lite.ts";
 
@@ -61,7 +64,38 @@ const MODELS: Record<string, ModelClass> = {
   "monitoring.coreos.com/v1/PrometheusRule": PrometheusRule,
 };
 
+/**
+ * Gateway API's HTTPRoute has no model package among the dependencies: the fields used here are
+ * checked against the v1 CRD's rules by hand (required keys, enums, the Duration pattern).
+ */
+function validateHttpRoute(obj: K8sObject): void {
+  const spec = obj["spec"] as HttpRoute["spec"];
+  assert.ok(
+    spec.parentRefs.length > 0 && spec.parentRefs.every((p) => typeof p.name === "string"),
+    "parentRefs",
+  );
+  for (const h of spec.hostnames ?? [])
+    assert.match(h, /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/);
+  for (const rule of spec.rules) {
+    for (const m of rule.matches ?? [])
+      assert.ok(["Exact", "PathPrefix", "RegularExpression"].includes(m.path?.type ?? "PathPrefix"));
+    for (const b of rule.backendRefs) {
+      assert.equal(typeof b.name, "string");
+      assert.ok(
+        Number.isInteger(b.port) && b.port > 0 && b.port < 65536,
+        "backendRefs[].port is required for a Service",
+      );
+    }
+    for (const d of Object.values(rule.timeouts ?? {}))
+      assert.match(d, /^([0-9]{1,5}(h|m|s|ms)){1,4}$/, `Duration ${d}`);
+  }
+}
+
 function validateSchema(obj: K8sObject): void {
+  if (`${obj.apiVersion}/${obj.kind}` === "gateway.networking.k8s.io/v1/HTTPRoute") {
+    validateHttpRoute(obj);
+    return;
+  }
   const Model = MODELS[`${obj.apiVersion}/${obj.kind}`];
   assert.ok(Model, `${obj.apiVersion} ${obj.kind}: no schema here; add its model to MODELS`);
   try {
@@ -109,6 +143,7 @@ interface PodSpec {
   volumes?: {
     name: string;
     configMap?: { name: string; items?: { key: string; path: string }[] };
+    secret?: { secretName: string; items?: { key: string; path: string }[] };
     emptyDir?: object;
   }[];
 }
@@ -147,6 +182,27 @@ interface Ingress extends K8sObject {
       http: { paths: { backend: { service: { name: string; port: { name?: string; number?: number } } } }[] };
     }[];
   };
+}
+
+interface HttpRoute extends K8sObject {
+  spec: {
+    parentRefs: { name: string; namespace?: string; sectionName?: string }[];
+    hostnames?: string[];
+    rules: {
+      matches?: { path?: { type?: string; value?: string } }[];
+      backendRefs: { name: string; port: number }[];
+      timeouts?: { request?: string; backendRequest?: string };
+    }[];
+  };
+}
+
+/** Gateway API Duration ("130s", "2m10s") in seconds. */
+function durationSeconds(d: string): number {
+  let total = 0;
+  for (const [, n, unit] of d.matchAll(/([0-9]+)(h|ms|m|s)/g)) {
+    total += Number(n) * { h: 3600, m: 60, s: 1, ms: 0.001 }[unit as "h" | "m" | "s" | "ms"];
+  }
+  return total;
 }
 
 function find<T extends K8sObject>(objects: K8sObject[], kind: string, name?: string): T {
@@ -227,16 +283,93 @@ function dockerIgnored(path: string): boolean {
 }
 
 describe("Dockerfile", () => {
-  test("every FROM pins an exact Node 24 image (no latest, no bare node:24)", () => {
+  test("every FROM pins its image: node stages an exact Node 24, the final stage the same Debian release", () => {
     const stageNames = new Set<string>();
     const froms = dockerfile.filter((i) => i.op === "FROM");
     assert.ok(froms.length >= 2, "multi-stage");
+    const codenames = new Set<string>();
     for (const { args } of froms) {
       const [image = "", , alias] = args.replace(/--platform=\S+\s+/, "").split(/\s+/);
       if (!stageNames.has(image)) {
-        assert.match(image, /^node:24\.\d+\.\d+(-[a-z0-9.-]+)?(@sha256:[0-9a-f]{64})?$/, `FROM ${args}`);
+        const node = /^node:24\.\d+\.\d+-([a-z]+)-slim(@sha256:[0-9a-f]{64})?$/.exec(image);
+        const debian = /^debian:([a-z]+)-slim(@sha256:[0-9a-f]{64})?$/.exec(image);
+        assert.ok(
+          node || debian,
+          `FROM ${args}: an exact node:24.x.y-<release>-slim, or debian:<release>-slim`,
+        );
+        codenames.add((node ?? debian)![1]!);
       }
       if (alias) stageNames.add(alias);
+    }
+    // The node binary is copied onto Debian: the same release means the same glibc and libstdc++.
+    assert.equal(codenames.size, 1, `one Debian release: ${[...codenames].join(", ")}`);
+  });
+
+  test("the final stage ships node and /app only: no npm, npx, yarn or corepack", () => {
+    const base = finalStage.find((i) => i.op === "FROM")!.args;
+    assert.match(base, /^debian:/, "not the node image, which carries npm, yarn and corepack");
+    const copied = finalStage
+      .filter((i) => i.op === "COPY" && /--from=/.test(i.args))
+      .map((i) => i.args.replace(/--\S+\s+/g, "").split(/\s+/)[0]);
+    assert.deepEqual(copied.sort(), ["/app", "/usr/local/bin/node"]);
+    assert.doesNotMatch(finalStage.map((i) => i.args).join("\n"), /\b(npm|npx|yarn|corepack)\b/);
+  });
+
+  test("OCI labels name the image, its version (package.json's) and licence", () => {
+    const pkg = JSON.parse(read("package.json")) as { version: string; license: string };
+    const labels = finalStage
+      .filter((i) => i.op === "LABEL")
+      .map((i) => i.args)
+      .join(" ");
+    const label = (key: string) =>
+      new RegExp(`org\\.opencontainers\\.image\\.${key}="([^"]*)"`).exec(labels)?.[1];
+    assert.equal(label("title"), "entra-auth-proxy");
+    assert.ok(label("description"));
+    assert.equal(label("licenses"), pkg.license);
+    assert.equal(label("version"), "${VERSION}");
+    const arg = finalStage.find((i) => i.op === "ARG" && i.args.startsWith("VERSION="));
+    assert.equal(arg?.args, `VERSION=${pkg.version}`, "the default VERSION is package.json's");
+  });
+
+  test("the image holds every module `serve`, `check`, `token` and `hash-key` load, and not the demo", () => {
+    // Follows static and dynamic relative imports from the CLI entry, except the demo command's.
+    const reachable = new Set<string>();
+    const visit = (file: string) => {
+      if (reachable.has(file)) return;
+      reachable.add(file);
+      const text = read(file);
+      for (const m of text.matchAll(/(?:from\s+|import\s*\(\s*)"(\.{1,2}\/[^"]+\.ts)"/g)) {
+        const target = posix.normalize(posix.join(posix.dirname(file), m[1]!));
+        if (target === "src/commands/demo.ts") continue;
+        visit(target);
+      }
+    };
+    visit("src/main.ts");
+    assert.ok(reachable.has("src/server/start.ts") && reachable.has("src/commands/check.ts"));
+    for (const file of reachable)
+      assert.ok(!dockerIgnored(file), `${file} is needed but left out of the image`);
+    for (const file of ["src/demo/emulator.ts", "src/demo/upstreams.ts", "src/commands/demo.ts"]) {
+      assert.ok(dockerIgnored(file), `${file} stays out of the image`);
+    }
+  });
+
+  test("laid out as the image lays out /app (demo left out), serve, check, token and hash-key still load", async (t) => {
+    const app = await mkdtemp(join(tmpdir(), "eap-image-"));
+    t.after(() => rm(app, { recursive: true, force: true }));
+    await cp(join(ROOT, "bin"), join(app, "bin"), { recursive: true });
+    await cp(join(ROOT, "src"), join(app, "src"), {
+      recursive: true,
+      filter: (from) => !dockerIgnored(posix.relative(ROOT, from.split(sep).join("/"))),
+    });
+    await cp(join(ROOT, "package.json"), join(app, "package.json"));
+    await symlink(join(ROOT, "node_modules"), join(app, "node_modules"));
+    assert.ok(!existsSync(join(app, "src/demo")), "the demo is not in the image");
+    for (const args of [["serve", "--help"], ["check", "--help"], ["token", "--help"], ["hash-key"]]) {
+      const run = spawnSync(process.execPath, [join(app, "bin/entra-auth-proxy.js"), ...args], {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH ?? "" },
+      });
+      assert.equal(run.status, 0, `${args.join(" ")}: ${run.stderr}`);
     }
   });
 
@@ -399,7 +532,7 @@ function mountedConfig(objects: K8sObject[]): { text: string; config: ProxyConfi
 }
 
 /** Checks every tree that contains the proxy Deployment. */
-function checkWorkload(dir: string): void {
+function checkWorkload(dir: string, options: { proxyFrom: string } = { proxyFrom: "ingress-nginx" }): void {
   const objects = () => render(dir);
   const deployment = () => find<Deployment>(objects(), "Deployment", "entra-auth-proxy");
   const podLabels = () => deployment().spec.template.metadata.labels;
@@ -413,8 +546,14 @@ function checkWorkload(dir: string): void {
   test("the Deployment selects its own pods and uses the ServiceAccount it ships", () => {
     const d = deployment();
     assert.ok(selects(d.spec.selector.matchLabels, podLabels()));
-    assert.ok((d.spec.replicas ?? 1) >= 2, "at least two replicas");
     find(objects(), "ServiceAccount", d.spec.template.spec.serviceAccountName);
+  });
+
+  test("the HPA owns the replica count: no replicas on the Deployment, at least two from the HPA", () => {
+    // replicas beside an HPA is reset on every apply, scaling a busy Deployment down until the HPA reacts.
+    assert.equal(deployment().spec.replicas, undefined);
+    const hpa = find(objects(), "HorizontalPodAutoscaler")["spec"] as { minReplicas: number };
+    assert.ok(hpa.minReplicas >= 2, "at least two replicas");
   });
 
   test("routes.yaml is mounted at the image's --config path and passes the config loader", () => {
@@ -468,12 +607,28 @@ function checkWorkload(dir: string): void {
     }
   });
 
-  test("Secret references are covered by the example Secret", () => {
+  test("Secret references (env and volumes) are covered by the example Secret", () => {
     for (const e of containerOf(deployment()).env ?? []) {
       const ref = e.valueFrom?.secretKeyRef;
       if (!ref) continue;
       assert.equal(ref.name, exampleSecret.metadata.name, `${e.name}: Secret name`);
       assert.ok(ref.key in exampleSecretData, `${e.name}: key ${ref.key} in secret.example.yaml`);
+    }
+    for (const v of deployment().spec.template.spec.volumes ?? []) {
+      if (!v.secret) continue;
+      assert.equal(v.secret.secretName, exampleSecret.metadata.name, `volume ${v.name}: Secret name`);
+      for (const item of v.secret.items ?? [])
+        assert.ok(item.key in exampleSecretData, `volume ${v.name}: key ${item.key}`);
+    }
+  });
+
+  test("no secret in the environment: a client secret is only ever a mounted file", () => {
+    for (const e of containerOf(deployment()).env ?? []) {
+      assert.doesNotMatch(
+        e.name,
+        /SECRET|PASSWORD/,
+        `${e.name} must be a file (clientSecretFile, passwordFile)`,
+      );
     }
   });
 
@@ -494,7 +649,6 @@ function checkWorkload(dir: string): void {
     const pdb = find(objects(), "PodDisruptionBudget");
     const pdbSpec = pdb["spec"] as { minAvailable: number; selector: { matchLabels: Labels } };
     assert.ok(selects(pdbSpec.selector.matchLabels, podLabels()));
-    assert.ok(pdbSpec.minAvailable < (deployment().spec.replicas ?? 1), "a pod can still be evicted");
     const hpa = find(objects(), "HorizontalPodAutoscaler")["spec"] as {
       scaleTargetRef: object;
       minReplicas: number;
@@ -506,6 +660,7 @@ function checkWorkload(dir: string): void {
       name: "entra-auth-proxy",
     });
     assert.ok(hpa.minReplicas >= 2);
+    assert.ok(pdbSpec.minAvailable < hpa.minReplicas, "a pod can still be evicted");
     // The schema has no enum here; the API server would reject a misspelt "Utilization".
     assert.deepEqual(
       hpa.metrics.map((m) => [m.resource?.name, m.resource?.target.type]),
@@ -514,7 +669,7 @@ function checkWorkload(dir: string): void {
     assert.ok(containerOf(deployment()).resources?.requests?.["cpu"], "CPU utilisation needs a CPU request");
   });
 
-  test("the NetworkPolicy selects the pods: proxy port from ingress-nginx, admin from monitoring, DNS and 443 out", () => {
+  test(`the NetworkPolicy selects the pods: proxy port from ${options.proxyFrom}, admin from monitoring, DNS and 443 out`, () => {
     const np = find<NetworkPolicy>(objects(), "NetworkPolicy");
     assert.ok(selects(np.spec.podSelector.matchLabels, podLabels()));
     assert.deepEqual(np.spec.policyTypes.toSorted(), ["Egress", "Ingress"]);
@@ -531,7 +686,7 @@ function checkWorkload(dir: string): void {
         )
         .flatMap((r) => r.ports ?? [])
         .map((p) => containerPort(c, p.port));
-    assert.deepEqual(allowedFrom("ingress-nginx"), [config.listen.port]);
+    assert.deepEqual(allowedFrom(options.proxyFrom), [config.listen.port]);
     assert.deepEqual(allowedFrom("monitoring"), [config.listen.adminPort]);
     for (const rule of np.spec.ingress ?? []) {
       for (const p of rule.ports ?? []) assert.ok(containerPort(c, p.port), `ingress port ${p.port} exists`);
@@ -572,12 +727,20 @@ describe("k8s/base", () => {
     assert.match(read("k8s/base/secret.example.yaml"), /REPLACE/);
   });
 
-  test("the routes.yaml uses the Secret's variables and a placeholder API key hash", () => {
-    const { config } = mountedConfig(render("k8s/base"));
-    assert.deepEqual(config.identities["platform-app"]?.credential, {
-      kind: "clientSecret",
-      clientSecret: exampleSecretData["CLIENT_SECRET"],
-    });
+  test("the routes.yaml reads the client secret from the Secret's mounted file; a placeholder API key hash", () => {
+    const objects = render("k8s/base");
+    const { config } = mountedConfig(objects);
+    const credential = config.identities["platform-app"]?.credential;
+    assert.equal(credential?.kind, "clientSecretFile");
+    const file = (credential as { clientSecretFile: string }).clientSecretFile;
+    // The file is the CLIENT_SECRET key of the Secret volume mounted at its directory.
+    const d = find<Deployment>(objects, "Deployment");
+    const mount = containerOf(d).volumeMounts?.find((m) => m.mountPath === posix.dirname(file));
+    const volume = d.spec.template.spec.volumes?.find((v) => v.name === mount?.name);
+    assert.equal(volume?.secret?.secretName, exampleSecret.metadata.name);
+    assert.deepEqual(volume?.secret?.items, [{ key: "CLIENT_SECRET", path: posix.basename(file) }]);
+    const pod = d.spec.template.spec.securityContext as SecurityContext & { fsGroup?: number };
+    assert.equal(pod.fsGroup, IMAGE_UID, "the secret file's group is the proxy's (mode 0440)");
     assert.deepEqual(
       config.routes.flatMap((r) => r.access.apiKeys ?? []).map((k) => k.sha256),
       ["0".repeat(64)],
@@ -599,11 +762,8 @@ describe("k8s/overlays/workload-identity", () => {
 
   test("no client secret: no Secret-backed env, and the identity is workloadIdentity", () => {
     const d = find<Deployment>(render(dir), "Deployment");
-    const env = containerOf(d).env ?? [];
-    assert.deepEqual(
-      env.filter((e) => e.valueFrom?.secretKeyRef || e.name === "CLIENT_SECRET"),
-      [],
-    );
+    assert.equal(containerOf(d).env, undefined, "no env at all (not even a leftover env: [])");
+    assert.ok(!d.spec.template.spec.volumes?.some((v) => v.secret), "no Secret volume");
     assert.ok(!render(dir).some((o) => o.kind === "Secret"));
     const { text, config } = mountedConfig(render(dir));
     assert.doesNotMatch(text, /clientSecret/);
@@ -646,6 +806,16 @@ describe("k8s/overlays/ingress", () => {
     }
   });
 
+  test("nginx waits longer than the routes' timeoutMs and the flows guide's 130 s", () => {
+    const annotations = find<Ingress>(render(dir), "Ingress").metadata.annotations ?? {};
+    const { config } = mountedConfig(render(dir));
+    for (const key of ["proxy-read-timeout", "proxy-send-timeout"]) {
+      const seconds = Number(annotations[`nginx.ingress.kubernetes.io/${key}`] ?? 60);
+      assert.ok(seconds >= 130, `${key} ${seconds}`);
+      assert.ok(seconds * 1000 >= Math.max(...config.routes.map((r) => r.timeoutMs)), key);
+    }
+  });
+
   test("nginx accepts the bodies the routes accept", () => {
     const ingress = find<Ingress>(render(dir), "Ingress");
     const size = ingress.metadata.annotations?.["nginx.ingress.kubernetes.io/proxy-body-size"] ?? "1m";
@@ -653,6 +823,105 @@ describe("k8s/overlays/ingress", () => {
     const bytes = Number(n) * ({ "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[unit.toLowerCase()] ?? 0);
     const { config } = mountedConfig(render(dir));
     assert.ok(bytes >= Math.max(...config.routes.map((r) => r.maxBodyBytes)), `proxy-body-size ${size}`);
+  });
+});
+
+describe("k8s/overlays/gateway (recommended)", () => {
+  const dir = "k8s/overlays/gateway";
+  checkWorkload(dir, { proxyFrom: "gateway-system" });
+
+  test("the HTTPRoute sends its host to the proxy Service port, never admin, with 130 s timeouts", () => {
+    const route = find<HttpRoute>(render(dir), "HTTPRoute");
+    assert.ok((route.spec.hostnames ?? []).length > 0);
+    const { config } = mountedConfig(render(dir));
+    for (const rule of route.spec.rules) {
+      for (const b of rule.backendRefs) {
+        const svc = find<Service>(render(dir), "Service", b.name);
+        assert.equal(
+          svc.spec.ports.find((p) => p.port === b.port)?.name,
+          "proxy",
+          "the backend is the proxy port",
+        );
+      }
+      for (const d of [rule.timeouts?.request, rule.timeouts?.backendRequest]) {
+        assert.ok(d !== undefined && durationSeconds(d) >= 130, `timeout ${d}`);
+        assert.ok(durationSeconds(d) * 1000 >= Math.max(...config.routes.map((r) => r.timeoutMs)));
+      }
+    }
+  });
+
+  test("the README recommends it over the Ingress overlay", () => {
+    assert.match(read("k8s/README.md"), /overlays\/gateway\/`[^\n]*recommended/i);
+  });
+});
+
+describe("k8s/examples", () => {
+  const base = render("k8s/base");
+  const podLabels = find<Deployment>(base, "Deployment").spec.template.metadata.labels;
+
+  test("managed identity: a NetworkPolicy for the pods that opens 169.254.169.254:80 and nothing else", () => {
+    const [np] = parseObjects(
+      read("k8s/examples/networkpolicy-managed-identity.yaml"),
+      "mi",
+    ) as NetworkPolicy[];
+    validateSchema(np!);
+    assert.ok(selects(np!.spec.podSelector.matchLabels, podLabels));
+    assert.deepEqual(np!.spec.policyTypes, ["Egress"]);
+    assert.deepEqual(np!.spec.egress, [
+      { to: [{ ipBlock: { cidr: "169.254.169.254/32" } }], ports: [{ port: 80, protocol: "TCP" }] },
+    ]);
+    // The base's own policy does not allow it: that is why the example exists.
+    const baseEgress = find<NetworkPolicy>(base, "NetworkPolicy").spec.egress ?? [];
+    assert.ok(!baseEgress.some((r) => (r.ports ?? []).some((p) => p.port === 80)));
+  });
+
+  test("Cilium FQDN egress: the pods may reach Entra ID and every preset's public host on 443, and DNS", () => {
+    const [policy] = parseObjects(read("k8s/examples/cilium-fqdn-egress.yaml"), "cilium");
+    assert.equal(policy!.apiVersion, "cilium.io/v2");
+    assert.equal(policy!.kind, "CiliumNetworkPolicy");
+    const spec = policy!["spec"] as {
+      endpointSelector: { matchLabels: Labels };
+      egress: {
+        toFQDNs?: { matchName?: string; matchPattern?: string }[];
+        toPorts?: { ports: { port: string }[]; rules?: { dns?: unknown[] } }[];
+      }[];
+    };
+    assert.ok(selects(spec.endpointSelector.matchLabels, podLabels));
+    assert.ok(
+      spec.egress.some((r) => r.toPorts?.some((p) => p.ports.some((x) => x.port === "53") && p.rules?.dns)),
+      "DNS through Cilium's proxy",
+    );
+    const fqdnRules = spec.egress.filter((r) => r.toFQDNs);
+    for (const r of fqdnRules)
+      assert.deepEqual(
+        r.toPorts?.flatMap((p) => p.ports.map((x) => x.port)),
+        ["443"],
+      );
+    const names = fqdnRules.flatMap((r) => r.toFQDNs ?? []);
+    // Cilium's "*" matches within one DNS label.
+    const allowed = (host: string) =>
+      names.some(
+        (n) =>
+          n.matchName === host ||
+          (n.matchPattern !== undefined &&
+            new RegExp(`^${n.matchPattern.replaceAll(".", "\\.").replaceAll("*", "[-a-z0-9]*")}$`).test(
+              host,
+            )),
+      );
+    const cloud = resolveCloud("public");
+    const hosts = [
+      new URL(cloud.authorityHost).hostname,
+      ...(["powerplatform", "powerapps", "lcs"] as const).map(
+        (service) => new URL(resolveRouteTarget({ service }, cloud).upstream!).hostname,
+      ),
+      new URL(lcsEndpoints("eu").upstream).hostname,
+      "default0a1b2c3d4e5f.0a.environment.api.powerplatform.com",
+    ];
+    for (const host of hosts) assert.ok(allowed(host), `${host} is allowed`);
+    assert.ok(
+      !allowed("evil.example.com") && !allowed("login.microsoftonline.com.evil.example"),
+      "nothing else",
+    );
   });
 });
 
@@ -685,6 +954,7 @@ describe("kustomize-lite (the renderer used without kubectl)", () => {
     "k8s/base",
     "k8s/overlays/workload-identity",
     "k8s/overlays/ingress",
+    "k8s/overlays/gateway",
     "k8s/observability",
   ]) {
     test(`agrees with kubectl kustomize on ${dir}`, (t) => {

@@ -58,6 +58,8 @@ test("every dashboard panel and alert rule uses only metrics the proxy exports",
   const rules = await ruleExprs();
   assert.ok(dashboard.length >= 10 && rules.length >= 5);
   const used = new Set<string>();
+  // `up` is Prometheus' own per-target series, which the proxy-down alerts rely on.
+  exported.add("up");
   for (const expr of [...dashboard, ...rules]) {
     const names = selectedMetrics(expr);
     assert.ok(names.length > 0, `selects a metric: ${expr}`);
@@ -90,8 +92,13 @@ test("alert rules cover the unusual token activity the OAuth guidance names", as
   for (const alert of [
     "EntraProxyTokenRefreshFailing",
     "EntraProxyTokenExpiringWithoutRefresh",
-    "EntraProxyUpstream401Rate",
-    "EntraProxyAccessDeniedSpike",
+    "EntraProxyTokenExpired",
+    "EntraProxyTokenUnavailable",
+    "EntraProxyUpstream401Ratio",
+    "EntraProxyAccessDeniedRatio",
+    "EntraProxyHigh5xxRatio",
+    "EntraProxyConfigReloadRejected",
+    "EntraProxyDown",
   ]) {
     assert.match(text, new RegExp(`alert: ${alert}\\b`));
   }

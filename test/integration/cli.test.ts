@@ -48,10 +48,72 @@ test("demo starts, prints curl lines, and the first one succeeds; Ctrl-C stops i
   };
   assert.equal(userEcho.token.upn, "lcs-operator@contoso.example");
   assert.equal(userEcho.token.idtyp, "user");
+  // The LCS line uses an operation of Microsoft's Database Movement API (list database backups:
+  // GET /databasemovement/v1/databases/project/{projectId}, header x-ms-version: 2017-09-15).
+  const lcsLine = out.split("\n").find((l) => l.includes("/lcs/"));
+  assert.ok(lcsLine, out);
+  const lcs = await run("sh", ["-c", `${lcsLine.trim()} -w '\\n%{http_code}'`]);
+  const lcsLines = lcs.stdout.trim().split("\n");
+  assert.equal(lcsLines.at(-1), "200", lcs.stdout);
+  const lcsEcho = JSON.parse(lcsLines.slice(0, -1).join("\n")) as {
+    service: string;
+    path: string;
+    headers: Record<string, string>;
+  };
+  assert.equal(lcsEcho.service, "lcs");
+  assert.match(lcsEcho.path, /^\/databasemovement\/v1\/databases\/project\/\d+$/);
+  assert.equal(lcsEcho.headers["x-ms-version"], "2017-09-15");
   child.kill("SIGINT");
   const [code] = await once(child, "exit");
   assert.equal(code, 0);
 });
+
+test("demo at the default level logs one request line per call", async (t) => {
+  const env = { ...process.env };
+  delete env.LOG_LEVEL;
+  const child = spawn(process.execPath, [MAIN, "demo", "--port", "0", "--admin-port", "0"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env,
+  });
+  t.after(() => child.kill("SIGKILL"));
+  const stderr = collect(child.stderr);
+  const out = await collect(child.stdout).until((text) => text.includes("Ctrl-C to stop"));
+  const first = out.split("\n").find((l) => l.trim().startsWith("curl "));
+  assert.ok(first, out);
+  await run("sh", ["-c", first.trim()]);
+  const err = await stderr.until((text) => text.includes('"msg":"request"'));
+  const line = JSON.parse(err.split("\n").find((l) => l.includes('"msg":"request"'))!) as Record<
+    string,
+    unknown
+  >;
+  assert.equal(line.level, "info");
+  assert.equal(line.route, "/powerplatform");
+  child.kill("SIGINT");
+  await once(child, "exit");
+});
+
+/** Accumulates a stream's text; `until` resolves on the first chunk after which `done` holds (20 s at most). */
+function collect(stream: NodeJS.ReadableStream): { until(done: (text: string) => boolean): Promise<string> } {
+  let text = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk: string) => {
+    text += chunk;
+  });
+  return {
+    until: (done) =>
+      new Promise((resolve, reject) => {
+        if (done(text)) return resolve(text);
+        const timer = setTimeout(() => reject(new Error(`timed out; got: ${text}`)), 20_000);
+        const check = () => {
+          if (!done(text)) return;
+          clearTimeout(timer);
+          stream.off("data", check);
+          resolve(text);
+        };
+        stream.on("data", check);
+      }),
+  };
+}
 
 test("serve exits 1 with file:line errors for a bad config, and for an unreadable credential file", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "eap-cli-"));

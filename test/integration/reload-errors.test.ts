@@ -34,5 +34,10 @@ test("a reload whose loader throws an unexpected error is rejected and logged; t
   assert.equal(rejected?.trigger, "SIGHUP");
   const metrics = await stack.metrics();
   assert.equal(metricValue(metrics, "entra_proxy_config_reloads_total", { result: "failure" }), 1);
+  assert.match(
+    metrics,
+    /^entra_proxy_config_last_reload_successful 0$/m,
+    "the rejected-reload alert's signal",
+  );
   assert.equal((await stack.call("/powerplatform/x")).status, 200, "the old config keeps serving");
 });

@@ -77,6 +77,7 @@ test("a full valid config resolves to the expected ProxyConfig", () => {
       drainTimeoutMs: 5000,
     },
     warmup: false,
+    health: { readiness: "process" },
     cloud: { name: "public", authorityHost: "https://login.microsoftonline.com" },
     identities: {
       "platform-app": {

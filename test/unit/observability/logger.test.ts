@@ -11,6 +11,7 @@ import {
   createLogger,
   isoTimeAt,
   logDestination,
+  logFormat,
   type RequestLine,
   requestLogger,
 } from "../../../src/observability/logger.ts";
@@ -322,4 +323,11 @@ test("a logger not made by createLogger gets pino's own path for the request lin
   assert.equal(parsed.service, "other");
   assert.equal(parsed.requestId, "req-1");
   assert.equal(parsed.apiKey, "[Redacted]");
+});
+
+test("LOG_FORMAT json|pretty decides the format; unset, a terminal gets pretty and a pipe JSON", () => {
+  assert.equal(logFormat("json", true), "json");
+  assert.equal(logFormat("pretty", false), "pretty");
+  assert.equal(logFormat(undefined, true), "pretty");
+  assert.equal(logFormat(undefined, false), "json");
 });

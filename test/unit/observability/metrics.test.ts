@@ -101,6 +101,18 @@ test("entra_proxy_config_last_reload_success_timestamp_seconds is the time of th
   assert.equal(await value(), "entra_proxy_config_last_reload_success_timestamp_seconds 1796468400");
 });
 
+test("entra_proxy_config_last_reload_successful is 1 after a load, 0 after a rejected reload, 1 again after a good one", async () => {
+  const metrics = createMetrics(() => [], { defaultMetrics: false });
+  const value = async () =>
+    (await family(metrics.registry, "entra_proxy_config_last_reload_successful")).split("\n").at(-1);
+  metrics.configLoaded(0);
+  assert.equal(await value(), "entra_proxy_config_last_reload_successful 1");
+  metrics.configRejected();
+  assert.equal(await value(), "entra_proxy_config_last_reload_successful 0");
+  metrics.configLoaded(1000);
+  assert.equal(await value(), "entra_proxy_config_last_reload_successful 1");
+});
+
 test("entra_proxy_in_flight_requests is read from the routes on every scrape", async () => {
   let samples: Array<{ route: string; count: number }> = [
     { route: "/powerplatform", count: 3 },
