@@ -7,7 +7,12 @@ import { buildBlockList, contains } from "./client-ip.ts";
 import { bearerToken, compileJwtCheck, type JwtDecision } from "./jwt.ts";
 
 export type AccessDecision =
-  | { allowed: true; principal: string }
+  | {
+      allowed: true;
+      principal: string;
+      /** The caller's consumer name, else its API key's name; undefined without a key. Bounded by the config. */
+      consumer?: string;
+    }
   | {
       allowed: false;
       /** unauthenticated → 401, access_denied → 403, jwks_unavailable → 503 (src/errors.ts). */
@@ -64,10 +69,12 @@ export function compileAccessCheck(access: AccessConfig, now: () => number = Dat
     }
     const verdict = await verifyJwt(token);
     if (!verdict.ok) return jwtDenial(verdict);
-    return {
+    const allowed: AccessDecision = {
       allowed: true,
       principal: first.principal === "any" ? verdict.principal : `${first.principal},${verdict.principal}`,
     };
+    if (first.consumer !== undefined) allowed.consumer = first.consumer;
+    return allowed;
   };
 }
 
@@ -100,7 +107,7 @@ function compileKeysAndCidrs(
   const keys = (access.apiKeys ?? []).map((k) => ({
     digest: Buffer.from(k.sha256, "hex"),
     expiresAt: k.expires?.getTime(),
-    allowed: { allowed: true, principal: `key:${k.name}` } as const,
+    allowed: { allowed: true, principal: `key:${k.name}`, consumer: k.consumer ?? k.name } as const,
   }));
   const cidrs = access.cidrs && access.cidrs.length > 0 ? buildBlockList(access.cidrs) : undefined;
   const digest = Buffer.alloc(32);

@@ -7,6 +7,9 @@ import type { AccessDecision } from "../access/check.ts";
 import type { ClientIpResolver } from "../access/client-ip.ts";
 import { normaliseIp } from "../access/client-ip.ts";
 import { ProxyError } from "../errors.ts";
+import { LeftQueue, NO_TICKET, type Ticket } from "../limits/identity-gate.ts";
+import { mayBeThrottled } from "../limits/limits.ts";
+import { LimitRefusal } from "../limits/refusal.ts";
 import type { Logger } from "../observability/logger.ts";
 import { requestLogger, safePath } from "../observability/logger.ts";
 import type { ProxyMetrics } from "../observability/metrics.ts";
@@ -62,6 +65,8 @@ interface Exchange {
   /** Where the request goes upstream, decided by the route step. */
   upstreamUrl: URL | undefined;
   principal: string | undefined;
+  /** Consumer or API key name (a bounded label), when the caller presented a key. */
+  consumer: string | undefined;
   /** Why access was refused (a bounded label, e.g. invalid_key). */
   accessReason: string | undefined;
   /** The problem code the caller got, or what went wrong after the response started. */
@@ -135,6 +140,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
   function admitOrRefuse(x: Exchange, r: RouteRuntime, decision: AccessDecision): void {
     if (decision.allowed) {
       x.principal = decision.principal;
+      x.consumer = decision.consumer;
       return;
     }
     x.accessReason = decision.reason;
@@ -160,6 +166,14 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     }
   }
 
+  // Step 3b (limits): the caller's own budget on this route; refused callers never reach the upstream.
+  function chargeCaller(x: Exchange, r: RouteRuntime): void {
+    if (r.limits.callers === undefined) return;
+    r.limits.chargeCaller(x.consumer, x.principal, () =>
+      x.routing.clientIp.resolve(x.req.socket.remoteAddress, x.headers["x-forwarded-for"]),
+    );
+  }
+
   // Step 4: the body, in the form it is forwarded in.
   function takeBody(x: Exchange, r: RouteRuntime): OutgoingBody | Promise<OutgoingBody> {
     return readBody(x.req, { maxBytes: r.config.maxBodyBytes, idleMs: r.config.timeoutMs }, (error) => {
@@ -177,6 +191,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
   async function forward(x: Exchange, r: RouteRuntime, body: OutgoingBody, bearer: string): Promise<void> {
     const headers = upstreamHeaders(x);
     let upstream = await attempt(x, r, headers, body, bearer);
+    if (mayBeThrottled(upstream.statusCode)) upstream = await absorbThrottling(x, r, headers, body, bearer, upstream);
     if (upstream.statusCode === 401) {
       count401(r, false);
       // The token was refused (revoked, rotated, stale roles): renew it, and retry a replayable request.
@@ -189,9 +204,35 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
         x.retried = true;
         upstream = await attempt(x, r, headers, body, fresh);
         if (upstream.statusCode === 401) count401(r, true);
+        if (mayBeThrottled(upstream.statusCode)) {
+          upstream = await absorbThrottling(x, r, headers, body, fresh, upstream);
+        }
       }
     }
     passThrough(x, r, upstream);
+  }
+
+  // ── limits: an upstream 429 (or 503 with Retry-After) pauses the identity for that host; with
+  // retryThrottled a replayable request that got 429 is sent again after the pause (src/limits). ──
+  async function absorbThrottling(
+    x: Exchange,
+    r: RouteRuntime,
+    headers: OutgoingHttpHeaders,
+    body: OutgoingBody,
+    bearer: string,
+    first: IncomingMessage,
+  ): Promise<IncomingMessage> {
+    let upstream = first;
+    const since = r.limits.now();
+    for (let replays = 0; ; replays++) {
+      if (upstream.statusCode === 429) metrics.upstreamThrottled.inc({ route: r.label });
+      const waitBudget = r.limits.afterThrottled(upstream, isReplayable(body), since, replays);
+      if (waitBudget === undefined) return upstream;
+      upstream.resume();
+      x.retried = true;
+      upstream = await attempt(x, r, headers, body, bearer, waitBudget);
+      if (!mayBeThrottled(upstream.statusCode)) return upstream;
+    }
   }
 
   function count401(r: RouteRuntime, afterRetry: boolean): void {
@@ -210,21 +251,57 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     });
   }
 
-  /** One upstream attempt; resolves with the response head, never sent for a caller that has gone. */
+  /**
+   * One upstream attempt, once there is room under the identity's limits (waiting at most `maxWaitMs`,
+   * default the identity's); resolves with the response head, never sent for a caller that has gone.
+   */
   function attempt(
     x: Exchange,
     r: RouteRuntime,
     headers: OutgoingHttpHeaders,
     body: OutgoingBody,
     bearer: string,
+    maxWaitMs?: number,
   ): Promise<IncomingMessage> {
     // The caller left, or was already answered (its body was refused while the token was fetched).
     if (x.callerGone || x.error !== undefined) {
       return Promise.reject(new CallerGone("the caller left or was answered before the request was sent"));
     }
+    // ── limits: room under the identity's limits and pauses (a shared no-op ticket when none apply) ──
+    let room: Ticket | Promise<Ticket>;
+    try {
+      room = r.limits.enter(x.res, maxWaitMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (room instanceof Promise) {
+      return room.then(
+        (ticket) => {
+          if (x.callerGone || x.error !== undefined) {
+            ticket.done();
+            throw new CallerGone("the caller left or was answered while waiting for room");
+          }
+          return send(x, r, headers, body, bearer, ticket);
+        },
+        (err: unknown) => {
+          throw err instanceof LeftQueue ? new CallerGone(err.message) : err;
+        },
+      );
+    }
+    return send(x, r, headers, body, bearer, room);
+  }
+
+  function send(
+    x: Exchange,
+    r: RouteRuntime,
+    headers: OutgoingHttpHeaders,
+    body: OutgoingBody,
+    bearer: string,
+    ticket: Ticket,
+  ): Promise<IncomingMessage> {
     x.upstreamStarted = performance.now();
     return new Promise((resolve, reject) => {
-      x.abortUpstream = forwarder.forward(
+      const abort = forwarder.forward(
         x.req,
         x.res,
         { method: x.method, url: x.upstreamUrl!, headers, bearer, body, timeoutMs: r.config.timeoutMs },
@@ -234,6 +311,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
             resolve(upstream);
           },
           onClose(upstream) {
+            ticket.done();
             // A 401 answer dropped for the retry closes later; only the relayed response counts.
             if (upstream !== x.relayed) return;
             x.upstreamMs = performance.now() - x.upstreamStarted!;
@@ -243,9 +321,20 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
               x.res.destroy();
             }
           },
-          onError: reject,
+          onError(error) {
+            ticket.done();
+            reject(error);
+          },
         },
       );
+      // An attempt aborted before any answer gets no callback: the abort gives its room back.
+      x.abortUpstream =
+        ticket === NO_TICKET
+          ? abort
+          : () => {
+              ticket.done();
+              abort();
+            };
     });
   }
 
@@ -317,6 +406,9 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       logger.error({ msg: "internal error", requestId: x.requestId, err });
     }
     x.error = problem.code;
+    if (problem instanceof LimitRefusal && x.route) {
+      metrics.rateLimited.inc({ route: x.route.label, consumer: x.consumer ?? "-", limit: problem.limit });
+    }
     const upstreamFault = problem.status >= 500 && problem.code !== "internal_error";
     if (x.route && upstreamFault) metrics.upstreamErrors.inc({ route: x.route.label, code: problem.code });
     const { req, res } = x;
@@ -342,7 +434,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     const seconds = (performance.now() - x.started) / 1000;
     // 499 (as nginx logs it): the caller closed its connection before any response.
     const status = res.headersSent ? res.statusCode : 499;
-    metrics.requests.add(label, method, status);
+    metrics.requests.add(label, method, status, x.consumer);
     metrics.requestDuration.observe(label, seconds);
     if (x.route) x.route.state.inFlight--;
     const target = req.url ?? "";
@@ -357,6 +449,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       durationMs: Math.round(seconds * 1e4) / 10,
       identity: x.route?.config.identity,
       principal: x.principal,
+      consumer: x.consumer,
       retried: x.retried,
       error: x.error ?? x.accessReason,
     });
@@ -370,6 +463,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
     const r = route(x);
     return after(checkAccess(x, r), () => {
       admit(r);
+      chargeCaller(x, r);
       return after(takeBody(x, r), (body) => after(attachToken(r), (bearer) => forward(x, r, body, bearer)));
     });
   }
@@ -386,6 +480,7 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
       route: undefined,
       upstreamUrl: undefined,
       principal: undefined,
+      consumer: undefined,
       accessReason: undefined,
       error: undefined,
       upstreamStatus: undefined,

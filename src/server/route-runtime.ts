@@ -3,6 +3,7 @@
 import type { AccessCheck } from "../access/check.ts";
 import type { TokenProvider } from "../auth/tokens.ts";
 import type { RouteConfig } from "../config/types.ts";
+import type { RouteLimits } from "../limits/limits.ts";
 import { WORKFLOW_SEGMENT, workflowRootOf } from "../proxy/rewrite.ts";
 import { compilePathAllowlist } from "../proxy/router.ts";
 
@@ -70,6 +71,8 @@ export interface RouteRuntime {
   checkAccess: AccessCheck;
   tokens: TokenProvider;
   state: RouteState;
+  /** Caller budgets, the identity's limits and pauses (src/limits). */
+  limits: RouteLimits;
 }
 
 export function routeRuntime(
@@ -77,6 +80,7 @@ export function routeRuntime(
   checkAccess: AccessCheck,
   tokens: TokenProvider,
   state: RouteState,
+  limits: RouteLimits,
 ): RouteRuntime {
   return {
     config,
@@ -89,6 +93,7 @@ export function routeRuntime(
     checkAccess,
     tokens,
     state,
+    limits,
   };
 }
 

@@ -13,6 +13,7 @@ import { type AcquisitionEvent, type BackoffPolicy, TokenManager, TokenProvider 
 import { describeAccess } from "../config/describe.ts";
 import type { ProxyConfig } from "../config/types.ts";
 import { ProxyError } from "../errors.ts";
+import { Limits } from "../limits/limits.ts";
 import { createAdminApp, type ReadinessItem, type StatusSnapshot } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type ProxyMetrics } from "../observability/metrics.ts";
@@ -130,8 +131,14 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     {
       defaultMetrics: options.defaultMetrics ?? true,
       inFlight: () => routeStates.all().map(([route, state]) => ({ route, count: state.inFlight })),
+      keyExpiry: () => keyExpirySamples(active, now()),
     },
   );
+  /** Caller budgets, identity queues and upstream pauses, carried across reloads. */
+  const limits = new Limits({
+    now,
+    onWaited: (identity, seconds) => metrics.limitWait.observe({ identity }, seconds),
+  });
 
   const events = new RecentEvents(200, now);
 
@@ -162,12 +169,14 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
 
   const buildRouting = (cfg: ProxyConfig): Routing => {
     const states = routeStates.forConfig(cfg.routes.map((r) => r.prefix));
+    limits.configure(cfg.identities);
     const routes = cfg.routes.map((route) =>
       routeRuntime(
         route,
         compileAccessCheck(route.access, now),
         tokens.provider(route.identity, route.scope),
         states.get(route.prefix)!,
+        limits.forRoute(route, cfg.identities[route.identity]?.limits),
       ),
     );
     return {
@@ -253,6 +262,25 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
         return t;
       }),
       recentEvents: events.list(HOUR).map((ev) => ({ ...ev, at: new Date(ev.at).toISOString() })),
+      limits: {
+        consumers: Object.values(active.consumers).map((c) => ({
+          name: c.name,
+          routes: active.routes.filter((r) => r.access.consumers?.includes(c.name)).map((r) => r.prefix),
+          ...(c.rateLimit
+            ? {
+                rateLimit: {
+                  requests: c.rateLimit.requests,
+                  perSeconds: c.rateLimit.perMs / 1000,
+                  burst: c.rateLimit.burst,
+                },
+              }
+            : {}),
+        })),
+        // Callers known by IP or token are counted, not listed: the page names only configured callers.
+        callers: limits.callers().filter((c) => !c.caller.includes(":")),
+        otherCallersLimited: limits.callers().filter((c) => c.caller.includes(":")).length,
+        identities: limits.identities(),
+      },
     };
   };
   const adminServer = http.createServer(
@@ -326,6 +354,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       adminServer.closeAllConnections();
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
       tokens.close();
+      limits.close();
       forwarder.close();
     },
   };
@@ -407,6 +436,20 @@ function auditConfig(logger: Logger, msg: string, config: ProxyConfig): void {
     })),
     identities: Object.values(config.identities).map((i) => ({ name: i.name, kind: i.credential.kind })),
   });
+}
+
+/** Every API key with an expiry date, under its consumer (or its own name for a route's own key). */
+function keyExpirySamples(config: ProxyConfig, nowMs: number) {
+  const seen = new Set<string>();
+  const samples: Array<{ consumer: string; key: string; secondsToExpiry: number }> = [];
+  const add = (consumer: string, key: { name: string; expires?: Date }) => {
+    if (!key.expires || seen.has(`${consumer}\u0000${key.name}`)) return;
+    seen.add(`${consumer}\u0000${key.name}`);
+    samples.push({ consumer, key: key.name, secondsToExpiry: (key.expires.getTime() - nowMs) / 1000 });
+  };
+  for (const c of Object.values(config.consumers)) for (const k of c.apiKeys) add(c.name, k);
+  for (const r of config.routes) for (const k of r.access.apiKeys ?? []) add(k.consumer ?? k.name, k);
+  return samples;
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {
