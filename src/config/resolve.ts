@@ -9,8 +9,8 @@ import type { ConfigIssue } from "../errors.ts";
 import { workloadIdentityEnvironment } from "./environment.ts";
 import { defaultMethods, FLOW_SCOPE, presetsApplyIn, resolveCloud, resolveRouteTarget } from "./presets.ts";
 import {
-  CREDENTIAL_KEYS,
   type ConsumerInput,
+  CREDENTIAL_KEYS,
   cloudSchema,
   consumerSchema,
   type IdentityInput,
@@ -27,8 +27,8 @@ import {
 import { formatPath, type PathSegment, type SourceLocator } from "./source.ts";
 import type {
   AccessConfig,
-  AppRegistrationIdentity,
   ApiKeyConfig,
+  AppRegistrationIdentity,
   CloudConfig,
   ConsumerConfig,
   IdentityConfig,
@@ -188,7 +188,8 @@ export function resolveConfig(
         usedConsumers.add(consumer);
         if (!Object.hasOwn(rawConsumers, consumer)) {
           const known = Object.keys(rawConsumers);
-          const list = known.length > 0 ? ` (consumers: ${known.join(", ")})` : " (there is no consumers: section)";
+          const list =
+            known.length > 0 ? ` (consumers: ${known.join(", ")})` : " (there is no consumers: section)";
           report("error", at("access", "consumers", c), `unknown consumer "${consumer}"${list}`);
         }
       });
@@ -538,7 +539,10 @@ function buildRoute(
 
   const access: AccessConfig = { anonymous: input.access.anonymous === true };
   const named = (input.access.consumers ?? []).flatMap((name) => consumers[name] ?? []);
-  const keys = [...(input.access.apiKeys ?? []).map((k) => apiKeyConfig(k)), ...named.flatMap((c) => c.apiKeys)];
+  const keys = [
+    ...(input.access.apiKeys ?? []).map((k) => apiKeyConfig(k)),
+    ...named.flatMap((c) => c.apiKeys),
+  ];
   if (keys.length > 0) access.apiKeys = keys;
   if (input.access.consumers) access.consumers = [...new Set(input.access.consumers)];
   if (input.access.cidrs) access.cidrs = input.access.cidrs;

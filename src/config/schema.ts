@@ -251,7 +251,10 @@ export const identityLimitsSchema = z
   })
   .superRefine((l, ctx) => {
     if ((l.requests === undefined) !== (l.per === undefined)) {
-      ctx.addIssue({ code: "custom", message: "requests and per go together (e.g. requests: 6000, per: 5m)" });
+      ctx.addIssue({
+        code: "custom",
+        message: "requests and per go together (e.g. requests: 6000, per: 5m)",
+      });
     } else if (l.requests === undefined && l.concurrent === undefined) {
       ctx.addIssue({ code: "custom", message: "limits needs concurrent, or requests with per" });
     }

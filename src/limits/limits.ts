@@ -2,12 +2,7 @@
 // prefix, both kept across reloads (a reload must not hand every caller a fresh budget), and per route
 // the view the request path uses.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type {
-  IdentityLimits,
-  RateLimitConfig,
-  RetryThrottledConfig,
-  RouteConfig,
-} from "../config/types.ts";
+import type { IdentityLimits, RateLimitConfig, RetryThrottledConfig, RouteConfig } from "../config/types.ts";
 import { CallerBuckets, type CallerBudget } from "./caller-limits.ts";
 import { type GateSnapshot, IdentityGate, type Ticket } from "./identity-gate.ts";
 
@@ -85,12 +80,7 @@ export class RouteLimits {
   /** The limits' clock (ms), for `since` in afterThrottled. */
   readonly now: () => number;
 
-  constructor(
-    route: RouteConfig,
-    gate: IdentityGate,
-    callers: CallerBuckets | undefined,
-    now: () => number,
-  ) {
+  constructor(route: RouteConfig, gate: IdentityGate, callers: CallerBuckets | undefined, now: () => number) {
     this.gate = gate;
     this.host = new URL(route.upstream).host;
     this.retryThrottled = route.retryThrottled;
@@ -110,8 +100,7 @@ export class RouteLimits {
     const own = consumer === undefined ? undefined : this.consumerLimits?.[consumer];
     const limit = own ?? this.defaultLimit;
     if (limit === undefined) return;
-    const caller =
-      consumer ?? (principal?.startsWith("jwt:") ? principal : `ip:${clientIp()}`);
+    const caller = consumer ?? (principal?.startsWith("jwt:") ? principal : `ip:${clientIp()}`);
     callers.take(caller, limit);
   }
 
@@ -125,7 +114,12 @@ export class RouteLimits {
    * whether to replay (retryThrottled, a replayable request, attempts and wait budget left).
    * `since` is when the first throttled answer came (ms), `replays` how many were made already.
    */
-  afterThrottled(upstream: IncomingMessage, replayable: boolean, since: number, replays: number): number | undefined {
+  afterThrottled(
+    upstream: IncomingMessage,
+    replayable: boolean,
+    since: number,
+    replays: number,
+  ): number | undefined {
     const status = upstream.statusCode;
     const retryAfterMs = parseRetryAfter(upstream.headers["retry-after"], this.now());
     if (retryAfterMs !== undefined) this.gate.pause(this.host, retryAfterMs);

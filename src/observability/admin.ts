@@ -198,7 +198,9 @@ function renderLimits(limits: LimitsStatus): string {
       cells([
         e(c.name),
         c.routes.map((r) => `<code>${e(r)}</code>`).join(", ") || "—",
-        c.rateLimit ? `${c.rateLimit.requests} per ${c.rateLimit.perSeconds} s (burst ${c.rateLimit.burst})` : "—",
+        c.rateLimit
+          ? `${c.rateLimit.requests} per ${c.rateLimit.perSeconds} s (burst ${c.rateLimit.burst})`
+          : "—",
         budgetOf.get(c.name)?.join("<br>") ?? '<span class="ok">full</span>',
       ]),
     )
@@ -213,7 +215,9 @@ function renderLimits(limits: LimitsStatus): string {
         i.pauses.length === 0
           ? '<span class="ok">none</span>'
           : i.pauses
-              .map((p) => `<span class="bad">${e(p.host)} until ${e(p.until)} (${p.remainingSeconds} s)</span>`)
+              .map(
+                (p) => `<span class="bad">${e(p.host)} until ${e(p.until)} (${p.remainingSeconds} s)</span>`,
+              )
               .join("<br>"),
       ]),
     )

@@ -191,7 +191,8 @@ export function createFrontDoor(deps: FrontDoorDeps): (req: IncomingMessage, res
   async function forward(x: Exchange, r: RouteRuntime, body: OutgoingBody, bearer: string): Promise<void> {
     const headers = upstreamHeaders(x);
     let upstream = await attempt(x, r, headers, body, bearer);
-    if (mayBeThrottled(upstream.statusCode)) upstream = await absorbThrottling(x, r, headers, body, bearer, upstream);
+    if (mayBeThrottled(upstream.statusCode))
+      upstream = await absorbThrottling(x, r, headers, body, bearer, upstream);
     if (upstream.statusCode === 401) {
       count401(r, false);
       // The token was refused (revoked, rotated, stale roles): renew it, and retry a replayable request.
