@@ -34,8 +34,14 @@ test("concurrency: the 53rd request waits (FIFO) and goes when a slot is freed",
   const tickets = Array.from({ length: 52 }, () => gate.enter(HOST, caller()) as Ticket);
   assert.ok(tickets.every((t) => !(t instanceof Promise)));
   const order: number[] = [];
-  const a = (gate.enter(HOST, caller()) as Promise<Ticket>).then((t) => (order.push(1), t));
-  const b = (gate.enter(HOST, caller()) as Promise<Ticket>).then((t) => (order.push(2), t));
+  const a = (gate.enter(HOST, caller()) as Promise<Ticket>).then((t) => {
+    order.push(1);
+    return t;
+  });
+  const b = (gate.enter(HOST, caller()) as Promise<Ticket>).then((t) => {
+    order.push(2);
+    return t;
+  });
   await settle();
   assert.deepEqual(order, []);
   c.advance(250);
