@@ -228,3 +228,59 @@ test("retryThrottled replays a small POST after the pause; a 2 MiB POST is never
   assert.equal(body.error.code, "0x80072322", "the upstream's own 429 body");
   assert.equal(mock.requests.filter((r) => r.path === "/big").length, 1, "the 2 MiB POST was sent once");
 });
+
+test("an upstream 429 pauses the identity: the next request is refused without reaching the upstream; /status shows the pause and budgets", async (t) => {
+  const stack = await startStack(t, {
+    yaml: yaml({
+      identityLimits: "{ concurrent: 52, maxWaitMs: 0 }",
+      erpRateLimit: "{ requests: 10, per: 1m, burst: 2 }",
+    }),
+  });
+  const mock = stack.world.mocks.powerplatform;
+  const throttled = await stack.call("/dataverse/status/429", { key: ERP_KEY });
+  assert.equal(throttled.status, 429, "the upstream's 429 passes through");
+  assert.equal(throttled.headers.get("retry-after"), "7");
+  await throttled.arrayBuffer();
+
+  const refused = await stack.call("/dataverse/after", { key: REPORTING_KEY });
+  assert.equal(refused.status, 429);
+  assert.ok(Number(refused.headers.get("retry-after")) >= 6);
+  assert.equal(((await refused.json()) as { code: string }).code, "rate_limited");
+  assert.equal(mock.requests.filter((r) => r.path === "/after").length, 0, "never sent upstream");
+
+  const json = (await (await fetch(`${stack.proxy.adminUrl}/status.json`)).json()) as {
+    limits: {
+      consumers: Array<{ name: string; routes: string[] }>;
+      callers: Array<{ caller: string; remaining: number }>;
+      identities: Array<{ identity: string; pauses: Array<{ host: string; remainingSeconds: number }> }>;
+    };
+  };
+  assert.deepEqual(
+    json.limits.consumers.map((c) => [c.name, c.routes]),
+    [
+      ["erp-nightly", ["/dataverse"]],
+      ["reporting", ["/dataverse"]],
+    ],
+  );
+  assert.deepEqual(
+    json.limits.callers.map((c) => [c.caller, c.remaining]),
+    [["erp-nightly", 1]],
+  );
+  const pauses = json.limits.identities.find((i) => i.identity === "platform-app")!.pauses;
+  assert.equal(pauses.length, 1);
+  assert.equal(pauses[0]!.host, new URL(mock.url).host);
+  assert.ok(pauses[0]!.remainingSeconds >= 6 && pauses[0]!.remainingSeconds <= 7);
+  const html = await (await fetch(`${stack.proxy.adminUrl}/status`)).text();
+  assert.match(html, /erp-nightly/);
+  assert.match(html, /1\/2 left/);
+  assert.match(html, new RegExp(`${new URL(mock.url).host} until`));
+  const metrics = await stack.metrics();
+  assert.equal(
+    metricValue(metrics, "entra_proxy_rate_limited_total", {
+      route: "/dataverse",
+      consumer: "reporting",
+      limit: "upstream_pause",
+    }),
+    1,
+  );
+});
