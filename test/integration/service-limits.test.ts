@@ -35,6 +35,15 @@ routes:
 ${options.route ?? ""}`;
 }
 
+/** Polls `condition` until it holds; fails the test after 10 s instead of hanging. */
+async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 function onlySubject(stack: Stack): SubjectLoad {
   const loads = [...stack.world.mocks.powerplatform.load.values()];
   assert.equal(loads.length, 1, "one identity, one token subject");
@@ -158,17 +167,22 @@ test("a caller that disconnects while queued leaves the queue and is never sent 
     yaml: yaml({ identityLimits: "{ concurrent: 1, maxWaitMs: 20000 }" }),
   });
   const mock = stack.world.mocks.powerplatform;
-  const holder = stack.call("/dataverse/slow/1500", { key: REPORTING_KEY });
+  const holder = stack.call("/dataverse/slow/3000", { key: REPORTING_KEY });
+  let holderAnswered = false;
+  holder.then(() => {
+    holderAnswered = true;
+  });
   // Wait until the slot is taken before queueing behind it.
-  while (mock.received === 0) await new Promise((r) => setTimeout(r, 5));
+  await until(() => mock.received === 1, "the first request holds the slot");
   const abort = new AbortController();
   const queued = stack.call("/dataverse/queued", { key: REPORTING_KEY, signal: abort.signal });
   queued.catch(() => {});
   const identityState = async () =>
     (await status(stack)).limits.identities.find((i) => i.identity === "platform-app")!;
-  while ((await identityState()).queued !== 1) await new Promise((r) => setTimeout(r, 5));
+  await until(async () => (await identityState()).queued === 1, "the second request is queued");
   abort.abort();
-  while ((await identityState()).queued !== 0) await new Promise((r) => setTimeout(r, 5));
+  await until(async () => (await identityState()).queued === 0, "the queue is empty again");
+  assert.equal(holderAnswered, false, "the caller left the queue while the slot was still taken");
   const res = await holder;
   assert.equal(res.status, 200);
   await res.arrayBuffer();
@@ -178,7 +192,7 @@ test("a caller that disconnects while queued leaves the queue and is never sent 
   await next.arrayBuffer();
   assert.deepEqual(
     mock.requests.map((r) => r.path),
-    ["/slow/1500", "/next"],
+    ["/slow/3000", "/next"],
     "the request that left the queue never reached the upstream",
   );
   assert.ok(stack.logs.some((l) => l.includes('"status":499') && l.includes("/dataverse/queued")));
