@@ -72,8 +72,9 @@ export class CallerBuckets {
   take(caller: string, limit: RateLimitConfig): void {
     const now = this.now();
     let bucket = this.buckets.get(caller);
-    if (bucket === undefined || bucket.limit !== limit) {
-      // A new caller, or a reload changed its limit: start from the new limit's full bucket.
+    if (bucket === undefined || !sameLimit(bucket.limit, limit)) {
+      // A new caller, or a reload changed its limit: start from the new limit's full bucket (a reload
+      // that keeps the limit keeps the budget, so it hands no caller a fresh one).
       if (bucket === undefined && this.buckets.size >= MAX_IDLE_BUCKETS) this.forgetIdle(now);
       bucket = new TokenBucket(limit, now);
       this.buckets.set(caller, bucket);
@@ -113,4 +114,8 @@ export class CallerBuckets {
       if (oldest !== undefined) this.buckets.delete(oldest);
     }
   }
+}
+
+function sameLimit(a: RateLimitConfig, b: RateLimitConfig): boolean {
+  return a === b || (a.requests === b.requests && a.perMs === b.perMs && a.burst === b.burst);
 }

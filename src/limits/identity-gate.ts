@@ -306,7 +306,8 @@ export class IdentityGate {
 
   private refusal(host: string, now: number): LimitRefusal {
     const paused = this.pausedFor(host);
-    if (paused > 0) {
+    // Paused, or its probe still out: either way the upstream asked this identity to wait.
+    if (paused > 0 || this.pauses.get(host)?.probing) {
       return new LimitRefusal("upstream_pause", "the upstream asked to wait; this identity is paused", {
         "retry-after": String(Math.max(1, Math.ceil(paused / 1000))),
       });

@@ -184,3 +184,27 @@ test("caller buckets: a burst, then 429 with Retry-After and the IETF headers; o
   buckets.take("erp-nightly", limit);
   assert.throws(() => buckets.take("erp-nightly", limit), LimitRefusal);
 });
+
+test("caller buckets: a reload that keeps the limit keeps the budget; a changed limit starts afresh", () => {
+  const c = clock();
+  const buckets = new CallerBuckets(c.now);
+  buckets.take("erp-nightly", { requests: 10, perMs: 60_000, burst: 1 });
+  // The same limit as a reload builds it: a new object with equal values.
+  assert.throws(() => buckets.take("erp-nightly", { requests: 10, perMs: 60_000, burst: 1 }), LimitRefusal);
+  buckets.take("erp-nightly", { requests: 10, perMs: 60_000, burst: 2 });
+});
+
+test("while the probe after a pause is out, a request that cannot wait is refused as upstream_pause", () => {
+  const c = clock();
+  const gate = new IdentityGate("app", undefined, c.now, () => {});
+  gate.pause(HOST, 1_000);
+  c.advance(1_000);
+  const probe = gate.enter(HOST, caller()) as Ticket;
+  assert.throws(
+    () => gate.enter(HOST, caller()),
+    (err: unknown) =>
+      err instanceof LimitRefusal && err.limit === "upstream_pause" && err.headers["retry-after"] === "1",
+  );
+  probe.done();
+  assert.equal(gate.enter(HOST, caller()), NO_TICKET, "the probe was answered: open again");
+});
