@@ -300,3 +300,30 @@ test("an upstream 429 pauses the identity: the next request is refused without r
     1,
   );
 });
+
+test("no room under the identity's limits within maxWaitMs: 429 rate_limited with Retry-After, never sent upstream", async (t) => {
+  const stack = await startStack(t, {
+    yaml: yaml({ identityLimits: "{ concurrent: 1, requests: 100, per: 1m, maxWaitMs: 200 }" }),
+  });
+  const mock = stack.world.mocks.powerplatform;
+  const holder = stack.call("/dataverse/slow/1500", { key: REPORTING_KEY });
+  await until(() => mock.received === 1, "the first request holds the slot");
+  const refused = await stack.call("/dataverse/too-late", { key: ERP_KEY });
+  assert.equal(refused.status, 429);
+  assert.ok(Number(refused.headers.get("retry-after")) >= 1);
+  assert.equal(refused.headers.get("ratelimit-policy"), '"identity";q=100;w=60');
+  assert.equal(((await refused.json()) as { code: string }).code, "rate_limited");
+  const held = await holder;
+  assert.equal(held.status, 200);
+  await held.arrayBuffer();
+  assert.equal(mock.requests.filter((r) => r.path === "/too-late").length, 0);
+  const metrics = await stack.metrics();
+  assert.equal(
+    metricValue(metrics, "entra_proxy_rate_limited_total", {
+      route: "/dataverse",
+      consumer: "erp-nightly",
+      limit: "identity",
+    }),
+    1,
+  );
+});
