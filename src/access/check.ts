@@ -14,6 +14,8 @@ export type AccessDecision =
       principal: string;
       /** The verified inbound JWT's caller, on routes that check one (on-behalf-of exchanges it). */
       caller?: VerifiedCaller;
+      /** The caller's consumer name, else its API key's name; undefined without a key. Bounded by the config. */
+      consumer?: string;
     }
   | {
       allowed: false;
@@ -81,11 +83,13 @@ export function compileAccessCheck(
     const verdict = await verifyJwt(token);
     if (!verdict.ok) return jwtDenial(verdict);
     const principal = options.onBehalfOf ? "jwt:on_behalf_of" : verdict.principal;
-    return {
+    const allowed: AccessDecision = {
       allowed: true,
       principal: first.principal === "any" ? principal : `${first.principal},${principal}`,
       caller: verdict.caller,
     };
+    if (first.consumer !== undefined) allowed.consumer = first.consumer;
+    return allowed;
   };
 }
 
@@ -118,7 +122,7 @@ function compileKeysAndCidrs(
   const keys = (access.apiKeys ?? []).map((k) => ({
     digest: Buffer.from(k.sha256, "hex"),
     expiresAt: k.expires?.getTime(),
-    allowed: { allowed: true, principal: `key:${k.name}` } as const,
+    allowed: { allowed: true, principal: `key:${k.name}`, consumer: k.consumer ?? k.name } as const,
   }));
   const cidrs = access.cidrs && access.cidrs.length > 0 ? buildBlockList(access.cidrs) : undefined;
   const digest = Buffer.alloc(32);

@@ -42,6 +42,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   for (const route of config.routes) io.stdout.write(`${describeRoute(route, config)}\n`);
   // Only when a proxy is set: without one the output stays one line per route.
   if (config.egress) io.stdout.write(`${describeEgress(config.egress)}\n`);
+  for (const line of describeLimits(config)) io.stdout.write(`${line}\n`);
   if (!values.online) return EXIT_OK;
   io.stdout.write("\nTokens:\n");
   const cache: TokenCache = new Map();
@@ -50,6 +51,30 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     if (!(await reportRouteToken(route, config, io, cache))) allOk = false;
   }
   return allOk ? EXIT_OK : EXIT_RUNTIME;
+}
+
+/** One line per consumer (its routes and rate limit) and per identity with limits. */
+export function describeLimits(config: Pick<ProxyConfig, "identities" | "consumers" | "routes">): string[] {
+  const lines: string[] = [];
+  for (const c of Object.values(config.consumers)) {
+    const routes = config.routes.filter((r) => r.access.consumers?.includes(c.name)).map((r) => r.prefix);
+    const rate = c.rateLimit
+      ? ` rate limit ${c.rateLimit.requests} per ${c.rateLimit.perMs / 1000} s (burst ${c.rateLimit.burst}) per route`
+      : "";
+    lines.push(
+      `consumer ${c.name} (${c.apiKeys.length} keys) routes ${routes.join(", ") || "(none)"}${rate}`,
+    );
+  }
+  for (const identity of Object.values(config.identities)) {
+    const l = identity.limits;
+    if (!l) continue;
+    const parts: string[] = [];
+    if (l.concurrent !== undefined) parts.push(`${l.concurrent} concurrent`);
+    if (l.window) parts.push(`${l.window.requests} per ${l.window.perMs / 1000} s`);
+    parts.push(`waits up to ${l.maxWaitMs} ms`);
+    lines.push(`identity ${identity.name} limits ${parts.join(", ")}`);
+  }
+  return lines;
 }
 
 /** `/powerplatform → https://api.powerplatform.com scope … identity platform-app (clientSecret) access apiKeys[2]` */

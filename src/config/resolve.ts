@@ -10,8 +10,10 @@ import { egressSchema, resolveEgress } from "./egress.ts";
 import { egressEnvironment, workloadIdentityEnvironment } from "./environment.ts";
 import { defaultMethods, FLOW_SCOPE, presetsApplyIn, resolveCloud, resolveRouteTarget } from "./presets.ts";
 import {
+  type ConsumerInput,
   CREDENTIAL_KEYS,
   cloudSchema,
+  consumerSchema,
   forwardAuthSchema,
   type IdentityInput,
   identitySchema,
@@ -27,10 +29,13 @@ import {
 import { formatPath, type PathSegment, type SourceLocator } from "./source.ts";
 import type {
   AccessConfig,
+  ApiKeyConfig,
   AppRegistrationIdentity,
   CloudConfig,
+  ConsumerConfig,
   ForwardAuthConfig,
   IdentityConfig,
+  IdentityLimits,
   ListenConfig,
   ProxyConfig,
   RouteConfig,
@@ -116,6 +121,43 @@ export function resolveConfig(
     if (identity) identities[name] = identity;
   }
 
+  // Consumers: named callers with their keys and rate limits.
+  const rawConsumers = isRecord(doc.consumers) ? doc.consumers : {};
+  const consumers: Record<string, ConsumerConfig> = {};
+  const consumerOfHash = new Map<string, string>();
+  for (const name of Object.keys(rawConsumers)) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._@-]*$/.test(name)) {
+      report(
+        "error",
+        ["consumers", name],
+        "a consumer name may contain only letters, digits and . _ @ - (it is a metric label)",
+        { key: true },
+      );
+    }
+    if (!isRecord(rawConsumers[name])) continue; // reported by the top level
+    const input = parse(consumerSchema, rawConsumers[name], ["consumers", name]);
+    if (input === undefined) continue;
+    input.apiKeys.forEach((key, k) => {
+      const other = consumerOfHash.get(key.sha256);
+      if (other !== undefined) {
+        report(
+          "error",
+          ["consumers", name, "apiKeys", k, "sha256"],
+          `the same key hash belongs to consumer "${other}" too; a key names one consumer`,
+        );
+      } else consumerOfHash.set(key.sha256, name);
+      if (key.expires && key.expires.getTime() <= ctx.now) {
+        report(
+          "warning",
+          ["consumers", name, "apiKeys", k, "expires"],
+          `API key "${key.name}" of consumer "${name}" expired at ${key.expires.toISOString()} and is refused`,
+        );
+      }
+    });
+    consumers[name] = buildConsumer(name, input);
+  }
+  const usedConsumers = new Set<string>();
+
   // Routes.
   const rawRoutes = Array.isArray(doc.routes) ? doc.routes : [];
   const routes: RouteConfig[] = [];
@@ -149,6 +191,20 @@ export function resolveConfig(
       }
     }
 
+    const named = isRecord(rawRoute.access) ? rawRoute.access.consumers : undefined;
+    if (Array.isArray(named)) {
+      named.forEach((consumer: unknown, c) => {
+        if (typeof consumer !== "string" || consumer === "") return; // reported by the schema
+        usedConsumers.add(consumer);
+        if (!Object.hasOwn(rawConsumers, consumer)) {
+          const known = Object.keys(rawConsumers);
+          const list =
+            known.length > 0 ? ` (consumers: ${known.join(", ")})` : " (there is no consumers: section)";
+          report("error", at("access", "consumers", c), `unknown consumer "${consumer}"${list}`);
+        }
+      });
+    }
+
     if (targeting === undefined) return;
     const identity = identityName === undefined ? undefined : identities[identityName];
     // With a broken cloud: block (already reported), check against the public cloud's presets.
@@ -161,6 +217,7 @@ export function resolveConfig(
       cloud,
       target,
       identity,
+      consumers,
       at,
       report,
       ctx.now,
@@ -186,6 +243,13 @@ export function resolveConfig(
     }
   }
 
+  for (const name of Object.keys(rawConsumers)) {
+    if (!usedConsumers.has(name)) {
+      report("warning", ["consumers", name], `consumer "${name}" is not named by any route's access`, {
+        key: true,
+      });
+    }
+  }
   for (const name of identityNames) {
     if (!usedIdentities.has(name)) {
       report("warning", ["identities", name], `identity "${name}" is not used by any route`, { key: true });
@@ -204,6 +268,7 @@ export function resolveConfig(
     health: top.health,
     cloud,
     identities,
+    consumers,
     routes,
     warnings: issues.filter((i) => i.severity === "warning"),
   };
@@ -265,11 +330,13 @@ function buildIdentity(
   const at = (...rest: PathSegment[]): PathSegment[] => ["identities", name, ...rest];
   const kind = CREDENTIAL_KEYS.find((k) => input[k] !== undefined);
   if (kind === undefined) return undefined;
+  const limits = input.limits ? { limits: identityLimits(input.limits) } : {};
   if (kind === "managedIdentity") {
     const miClientId = input.managedIdentity?.clientId;
     return {
       name,
       credential: miClientId === undefined ? { kind } : { kind, clientId: miClientId },
+      ...limits,
     };
   }
   let credential: AppRegistrationIdentity["credential"];
@@ -332,7 +399,39 @@ function buildIdentity(
     }
   }
   if (tenantId === undefined || clientId === undefined) return undefined;
-  return { name, tenantId, clientId, credential };
+  return { name, tenantId, clientId, credential, ...limits };
+}
+
+function identityLimits(input: NonNullable<IdentityInput["limits"]>): IdentityLimits {
+  const limits: IdentityLimits = { maxWaitMs: input.maxWaitMs };
+  if (input.concurrent !== undefined) limits.concurrent = input.concurrent;
+  if (input.requests !== undefined && input.per !== undefined) {
+    limits.window = { requests: input.requests, perMs: input.per };
+  }
+  return limits;
+}
+
+function buildConsumer(name: string, input: ConsumerInput): ConsumerConfig {
+  const consumer: ConsumerConfig = {
+    name,
+    apiKeys: input.apiKeys.map((k) => apiKeyConfig(k, name)),
+  };
+  if (input.rateLimit) consumer.rateLimit = rateLimitConfig(input.rateLimit);
+  return consumer;
+}
+
+function apiKeyConfig(
+  key: { name: string; sha256: string; expires?: Date | undefined },
+  consumer?: string,
+): ApiKeyConfig {
+  const out: ApiKeyConfig = { name: key.name, sha256: key.sha256 };
+  if (key.expires) out.expires = key.expires;
+  if (consumer !== undefined) out.consumer = consumer;
+  return out;
+}
+
+function rateLimitConfig(input: { requests: number; per: number; burst?: number | undefined }) {
+  return { requests: input.requests, perMs: input.per, burst: input.burst ?? input.requests };
 }
 
 /** Characters a path segment may hold unencoded (RFC 3986 pchar), plus "/". */
@@ -481,6 +580,7 @@ function buildRoute(
   cloud: CloudConfig,
   target: ResolvedTarget,
   identity: IdentityConfig | undefined,
+  consumers: Record<string, ConsumerConfig>,
   at: (...rest: PathSegment[]) => PathSegment[],
   report: Reporter,
   now: number,
@@ -529,11 +629,13 @@ function buildRoute(
   });
 
   const access: AccessConfig = { anonymous: input.access.anonymous === true };
-  if (input.access.apiKeys) {
-    access.apiKeys = input.access.apiKeys.map((k) =>
-      k.expires ? { ...k } : { name: k.name, sha256: k.sha256 },
-    );
-  }
+  const named = (input.access.consumers ?? []).flatMap((name) => consumers[name] ?? []);
+  const keys = [
+    ...(input.access.apiKeys ?? []).map((k) => apiKeyConfig(k)),
+    ...named.flatMap((c) => c.apiKeys),
+  ];
+  if (keys.length > 0) access.apiKeys = keys;
+  if (input.access.consumers) access.consumers = [...new Set(input.access.consumers)];
   if (input.access.cidrs) access.cidrs = input.access.cidrs;
   if (input.access.jwt) access.jwt = input.access.jwt;
 
@@ -555,5 +657,11 @@ function buildRoute(
   if (target.pinnedQuery !== undefined) route.pinnedQuery = target.pinnedQuery;
   if (input.paths !== undefined) route.paths = input.paths;
   if (input.onBehalfOf === true) route.onBehalfOf = true;
+  if (input.rateLimit) route.rateLimit = rateLimitConfig(input.rateLimit);
+  const consumerRateLimits = named.filter((c) => c.rateLimit !== undefined);
+  if (consumerRateLimits.length > 0) {
+    route.consumerRateLimits = Object.fromEntries(consumerRateLimits.map((c) => [c.name, c.rateLimit!]));
+  }
+  if (input.retryThrottled) route.retryThrottled = { ...input.retryThrottled };
   return route;
 }

@@ -238,6 +238,52 @@ export const cloudSchema = z.union(
   { error: `must be one of ${CLOUD_NAMES.join(", ")}, or { authorityHost: https://… }` },
 );
 
+// ---------------------------------------------------------------- limits
+
+const DURATION_UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000 } as const;
+
+/** "30s", "1m", "5m", "1h" → milliseconds. */
+export const duration = z.string("must be a duration such as 1s, 5m or 1h").transform((value, ctx) => {
+  const match = /^\s*(\d+)\s*(s|m|h)\s*$/.exec(value);
+  const ms = match ? Number(match[1]) * DURATION_UNIT_MS[match[2] as keyof typeof DURATION_UNIT_MS] : 0;
+  if (!match || ms < 1_000 || ms > 86_400_000) {
+    ctx.addIssue({ code: "custom", message: "must be a duration from 1s to 24h, such as 1s, 5m or 1h" });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+export const rateLimitSchema = z.strictObject({
+  requests: integer(1, 1_000_000_000),
+  per: duration,
+  burst: integer(1, 1_000_000_000).optional(),
+});
+
+export const identityLimitsSchema = z
+  .strictObject({
+    concurrent: integer(1, 100_000).optional(),
+    requests: integer(1, 1_000_000).optional(),
+    per: duration.optional(),
+    maxWaitMs: integer(0, 3_600_000).default(30_000),
+  })
+  .superRefine((l, ctx) => {
+    if ((l.requests === undefined) !== (l.per === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        message: "requests and per go together (e.g. requests: 6000, per: 5m)",
+      });
+    } else if (l.requests === undefined && l.concurrent === undefined) {
+      ctx.addIssue({ code: "custom", message: "limits needs concurrent, or requests with per" });
+    }
+  }, always);
+
+const retryThrottledSchema = emptyBlockAllowed(
+  z.strictObject({
+    maxWaitMs: integer(1, 3_600_000).default(30_000),
+    attempts: integer(1, 10).default(3),
+  }),
+);
+
 // ---------------------------------------------------------------- identities
 
 const certificateSchema = z
@@ -295,6 +341,7 @@ export const identitySchema = z
     workloadIdentity: emptyBlockAllowed(z.strictObject({ tokenFile: filePath.optional() })).optional(),
     managedIdentity: emptyBlockAllowed(z.strictObject({ clientId: clientId.optional() })).optional(),
     user: userSchema.optional(),
+    limits: identityLimitsSchema.optional(),
   })
   .superRefine((identity, ctx) => {
     const given = CREDENTIAL_KEYS.filter((k) => (identity as Record<string, unknown>)[k] !== undefined);
@@ -421,11 +468,14 @@ export const accessSchema = z
   .strictObject({
     anonymous: boolean.optional(),
     apiKeys: z.array(apiKeySchema).min(1, "list at least one key, or leave apiKeys out").optional(),
+    consumers: z.array(nonEmpty).min(1, "list at least one consumer, or leave consumers out").optional(),
     cidrs: z.array(cidr).min(1, "list at least one CIDR, or leave cidrs out").optional(),
     jwt: jwtSchema.optional(),
   })
   .superRefine((access, ctx) => {
-    const conditions = (["apiKeys", "cidrs", "jwt"] as const).filter((k) => access[k] !== undefined);
+    const conditions = (["apiKeys", "consumers", "cidrs", "jwt"] as const).filter(
+      (k) => access[k] !== undefined,
+    );
     if (access.anonymous === true && conditions.length > 0) {
       ctx.addIssue({
         code: "custom",
@@ -435,7 +485,8 @@ export const accessSchema = z
     } else if (access.anonymous !== true && conditions.length === 0) {
       ctx.addIssue({
         code: "custom",
-        message: "access needs a condition: apiKeys, cidrs or jwt — or anonymous: true to opt out explicitly",
+        message:
+          "access needs a condition: apiKeys, consumers, cidrs or jwt — or anonymous: true to opt out explicitly",
       });
     }
     const seenNames = new Map<string, number>();
@@ -465,6 +516,13 @@ export const accessSchema = z
   }, always);
 
 export type AccessInput = z.output<typeof accessSchema>;
+
+export const consumerSchema = z.strictObject({
+  apiKeys: z.array(apiKeySchema).min(1, "a consumer needs at least one API key"),
+  rateLimit: rateLimitSchema.optional(),
+});
+
+export type ConsumerInput = z.output<typeof consumerSchema>;
 
 // ---------------------------------------------------------------- routes
 
@@ -537,6 +595,8 @@ const routeSettingsShape = {
   rewriteLinks: boolean.default(false),
   forwardAuth: boolean.default(false),
   access: accessSchema,
+  rateLimit: rateLimitSchema.optional(),
+  retryThrottled: retryThrottledSchema.optional(),
 };
 
 const { prefix, ...routeOptionsShape } = routeSettingsShape;
@@ -574,6 +634,7 @@ export const routesFileSchema = z.strictObject({
   warmup: boolean.default(true),
   health: healthSchema.default({ readiness: "process" }),
   cloud: cloudSchema.default("public"),
+  consumers: z.record(z.string(), consumerSchema).optional(),
   identities: z.record(z.string(), identitySchema),
   routes: z.array(routeSchema).min(1, "list at least one route"),
   egress: emptyBlockAllowed(egressSchema).optional(),
@@ -588,13 +649,15 @@ export const topLevelSchema = routesFileSchema.extend({
   forwardAuth: z.unknown().optional(),
   cloud: z.unknown().optional(),
   egress: z.unknown().optional(),
+  consumers: z.record(z.string(), z.looseObject({})).optional(),
   identities: z.record(z.string(), z.looseObject({})),
   routes: z.array(z.looseObject({})).min(1, "list at least one route"),
 });
 
 /** Messages for a required key that is missing, where "is required" alone does not help. */
 export const MISSING_KEY_HINTS: Readonly<Record<string, string>> = {
-  access: "access is required on every route: apiKeys, cidrs, jwt, or anonymous: true to opt out explicitly",
+  access:
+    "access is required on every route: apiKeys, consumers, cidrs, jwt, or anonymous: true to opt out explicitly",
   identities: "identities is required: the Entra ID identities routes acquire tokens with",
   routes: "routes is required: at least one route",
   identity: "identity is required: the name of an entry under identities",

@@ -86,6 +86,7 @@ export type CredentialKind = CredentialConfig["kind"];
  */
 export interface AppRegistrationIdentity {
   name: string;
+  limits?: IdentityLimits;
   tenantId: string;
   clientId: string;
   credential: Exclude<CredentialConfig, ManagedIdentityCredential>;
@@ -94,6 +95,7 @@ export interface AppRegistrationIdentity {
 /** A managed identity belongs to its Azure resource's tenant and names no app registration. */
 export interface ManagedIdentityConfig {
   name: string;
+  limits?: IdentityLimits;
   tenantId?: undefined;
   clientId?: undefined;
   credential: ManagedIdentityCredential;
@@ -107,6 +109,39 @@ export interface ApiKeyConfig {
   sha256: string;
   /** Key is refused from this instant on (end of the given day, UTC). */
   expires?: Date;
+  /** The consumer this key belongs to (keys listed under `consumers:`). */
+  consumer?: string;
+}
+
+/** A token bucket: `burst` requests at once, refilled at `requests` per `perMs`. */
+export interface RateLimitConfig {
+  requests: number;
+  perMs: number;
+  /** Default: `requests`. */
+  burst: number;
+}
+
+/** A named caller (design.md "Consumers and Microsoft's service limits"). */
+export interface ConsumerConfig {
+  name: string;
+  apiKeys: ApiKeyConfig[];
+  rateLimit?: RateLimitConfig;
+}
+
+/** Limits of an identity across every route that uses it (Microsoft's service protection limits). */
+export interface IdentityLimits {
+  /** Upstream requests in flight. */
+  concurrent?: number;
+  /** Upstream requests started per window (`requests` per `perMs`, sliding). */
+  window?: { requests: number; perMs: number };
+  /** How long a request may wait (FIFO) for room before it gets 429 rate_limited. Default 30000. */
+  maxWaitMs: number;
+}
+
+/** Replays of replayable requests the upstream answered with 429. */
+export interface RetryThrottledConfig {
+  maxWaitMs: number;
+  attempts: number;
 }
 
 export interface JwtAccessConfig {
@@ -120,7 +155,10 @@ export interface JwtAccessConfig {
 
 export interface AccessConfig {
   anonymous: boolean;
+  /** The route's own keys followed by the keys of its consumers (each with `consumer`). */
   apiKeys?: ApiKeyConfig[];
+  /** Names of the consumers the route admits. */
+  consumers?: string[];
   cidrs?: string[];
   jwt?: JwtAccessConfig;
 }
@@ -149,6 +187,11 @@ export interface RouteConfig {
   access: AccessConfig;
   /** Tokens are exchanged on behalf of the caller (its verified access.jwt token); set only when true. */
   onBehalfOf?: true;
+  /** Per-caller default for callers without a rate limit of their own. */
+  rateLimit?: RateLimitConfig;
+  /** The rate limits of the consumers in access.consumers that have one, by consumer name. */
+  consumerRateLimits?: Record<string, RateLimitConfig>;
+  retryThrottled?: RetryThrottledConfig;
 }
 
 /** design.md "Corporate egress proxy": present only when a proxy is configured. */
@@ -170,6 +213,7 @@ export interface ProxyConfig {
   health: { readiness: "process" | "tokens" };
   cloud: CloudConfig;
   identities: Record<string, IdentityConfig>;
+  consumers: Record<string, ConsumerConfig>;
   routes: RouteConfig[];
   egress?: EgressConfig;
   /** Non-fatal findings (anonymous routes, management-app note …) that `check` prints. */

@@ -31,6 +31,31 @@ export interface MockUpstreamOptions {
   host?: string;
   /** Serve HTTPS with this certificate; plain HTTP by default. */
   tls?: { cert: string; key: string };
+  /** Answer like Dataverse's service protection limits (see ServiceProtection). */
+  serviceProtection?: ServiceProtection;
+}
+
+/**
+ * Service protection limits as Dataverse applies them, per token subject (`oid`, else `sub`): at most
+ * `requests` per sliding window of `perMs` and `concurrent` at once; beyond them 429 with Retry-After,
+ * and every request of that subject until the Retry-After has passed gets 429 as well.
+ */
+export interface ServiceProtection {
+  requests: number;
+  perMs: number;
+  concurrent: number;
+}
+
+/** What service protection saw of one token subject. */
+export interface SubjectLoad {
+  inFlight: number;
+  /** The most requests of this subject ever in flight at once. */
+  maxInFlight: number;
+  /** Start times of the requests admitted in the current window. */
+  starts: number[];
+  /** Each 429 period: when it began and ended, and when requests arrived (were received) during it. */
+  pauses: Array<{ from: number; until: number; arrivals: number[] }>;
+  throttled: number;
 }
 
 export interface ReceivedRequest {
@@ -71,6 +96,10 @@ export class MockUpstream {
   received = 0;
   /** Mutable: set to restrict callers by object id, `undefined` to allow everyone. */
   allowedObjectIds: string[] | undefined;
+  /** Mutable: service protection limits (Dataverse-like), `undefined` for none. */
+  serviceProtection: ServiceProtection | undefined;
+  /** Per token subject, what service protection saw. */
+  readonly load = new Map<string, SubjectLoad>();
 
   readonly #server: HttpServer;
   readonly #jwks: ReturnType<typeof createLocalJWKSet>;
@@ -86,6 +115,7 @@ export class MockUpstream {
     this.name = opts.name;
     this.audience = opts.audience;
     this.allowedObjectIds = opts.allowedObjectIds;
+    this.serviceProtection = opts.serviceProtection;
     this.#jwks = createLocalJWKSet(opts.jwks);
     this.#now = opts.now ?? Date.now;
   }
@@ -110,6 +140,7 @@ export class MockUpstream {
   reset(): void {
     this.requests.length = 0;
     this.received = 0;
+    this.load.clear();
   }
 
   async close(): Promise<void> {
@@ -154,6 +185,25 @@ export class MockUpstream {
             "One or more claims either missing or does not match with the open authentication access control policy.",
         },
       });
+    }
+
+    if (this.serviceProtection) {
+      const subject = String(verification.claims.oid ?? verification.claims.sub ?? "");
+      const retryAfter = this.#protect(subject, this.serviceProtection, res, at);
+      if (retryAfter !== undefined) {
+        record(429);
+        return sendJson(
+          res,
+          429,
+          {
+            error: {
+              code: "0x80072322",
+              message: "Number of requests exceeded the limit over the time window.",
+            },
+          },
+          { "retry-after": String(retryAfter) },
+        );
+      }
     }
 
     const segments = path.split("/").filter(Boolean);
@@ -236,6 +286,53 @@ export class MockUpstream {
   revokeSeenTokens(): void {
     for (const token of this.#seenTokens) this.#revokedTokens.add(token);
     this.#seenTokens.clear();
+  }
+
+  /**
+   * Counts the request (arrived at `arrivedAt`, before its token was verified) against its subject;
+   * the Retry-After seconds when it is over a limit.
+   */
+  #protect(
+    subject: string,
+    limits: ServiceProtection,
+    res: ServerResponse,
+    arrivedAt: number,
+  ): number | undefined {
+    const now = this.#now();
+    let load = this.load.get(subject);
+    if (load === undefined) {
+      load = { inFlight: 0, maxInFlight: 0, starts: [], pauses: [], throttled: 0 };
+      this.load.set(subject, load);
+    }
+    const subjectLoad = load;
+    subjectLoad.inFlight++;
+    subjectLoad.maxInFlight = Math.max(subjectLoad.maxInFlight, subjectLoad.inFlight);
+    let counted = true;
+    const done = () => {
+      if (counted) subjectLoad.inFlight--;
+      counted = false;
+    };
+    // "finish": the last byte is handed to the socket, before the client can see the response end.
+    res.once("finish", done);
+    res.once("close", done);
+    const pause = load.pauses.at(-1);
+    if (pause && now < pause.until) {
+      if (arrivedAt >= pause.from) pause.arrivals.push(arrivedAt);
+      load.throttled++;
+      return Math.max(1, Math.ceil((pause.until - now) / 1000));
+    }
+    while (load.starts.length > 0 && now - load.starts[0]! >= limits.perMs) load.starts.shift();
+    let until: number | undefined;
+    if (load.inFlight > limits.concurrent) until = now + 1000;
+    else if (load.starts.length >= limits.requests) until = load.starts[0]! + limits.perMs;
+    if (until === undefined) {
+      load.starts.push(now);
+      return undefined;
+    }
+    const seconds = Math.max(1, Math.ceil((until - now) / 1000));
+    load.pauses.push({ from: now, until: now + seconds * 1000, arrivals: [] });
+    load.throttled++;
+    return seconds;
   }
 
   async #verify(authorization: string | undefined): Promise<Verification> {

@@ -92,6 +92,28 @@ export interface StatusSnapshot {
   recentEvents: Array<Omit<RecentEvent, "at"> & { at: string }>;
   /** Where outgoing HTTPS goes: the egress proxy (without its credentials) or direct. */
   egress?: string;
+  /** Consumers, caller budgets being spent, and each identity's limits, queue and pauses. */
+  limits?: LimitsStatus;
+}
+
+export interface LimitsStatus {
+  consumers: Array<{
+    name: string;
+    routes: string[];
+    rateLimit?: { requests: number; perSeconds: number; burst: number };
+  }>;
+  /** Named callers (consumer or API key names) whose budget is not full; others are only counted. */
+  callers: Array<{ route: string; caller: string; remaining: number; burst: number }>;
+  otherCallersLimited: number;
+  identities: Array<{
+    identity: string;
+    concurrent?: number;
+    inFlight: number;
+    window?: { requests: number; perSeconds: number; used: number };
+    maxWaitMs: number;
+    queued: number;
+    pauses: Array<{ host: string; until: string; remainingSeconds: number }>;
+  }>;
 }
 
 export interface AdminDeps {
@@ -219,6 +241,7 @@ export function renderStatusPage(status: StatusSnapshot): string {
       : `<table><thead><tr><th>Time</th><th>Event</th><th>Route / identity</th><th>Detail</th></tr></thead><tbody>${status.recentEvents
           .map((ev) => cells([e(ev.at), e(ev.kind.replace("_", " ")), e(ev.subject), e(ev.detail)]))
           .join("")}</tbody></table>`;
+  const limits = status.limits ? renderLimits(status.limits) : "";
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>entra-auth-proxy status</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -243,7 +266,52 @@ ${keys}
 <h2>Tokens</h2>
 <table><thead><tr><th>Identity</th><th>Kind</th><th>Scope</th><th>State</th><th>Expires</th><th>Last refresh</th><th>Hint</th></tr></thead><tbody>${tokens}</tbody></table>
 ${obo}
-<h2>Recent events</h2>
+${limits}<h2>Recent events</h2>
 ${events}
 </body></html>`;
+}
+
+function renderLimits(limits: LimitsStatus): string {
+  const e = escapeHtml;
+  const budgetOf = new Map<string, string[]>();
+  for (const c of limits.callers) {
+    const list = budgetOf.get(c.caller) ?? [];
+    list.push(`${e(c.route)}: ${c.remaining}/${c.burst} left`);
+    budgetOf.set(c.caller, list);
+  }
+  const consumers = limits.consumers
+    .map((c) =>
+      cells([
+        e(c.name),
+        c.routes.map((r) => `<code>${e(r)}</code>`).join(", ") || "—",
+        c.rateLimit
+          ? `${c.rateLimit.requests} per ${c.rateLimit.perSeconds} s (burst ${c.rateLimit.burst})`
+          : "—",
+        budgetOf.get(c.name)?.join("<br>") ?? '<span class="ok">full</span>',
+      ]),
+    )
+    .join("");
+  const identities = limits.identities
+    .map((i) =>
+      cells([
+        e(i.identity),
+        i.concurrent === undefined ? `${i.inFlight} (no limit)` : `${i.inFlight} / ${i.concurrent}`,
+        i.window ? `${i.window.used} / ${i.window.requests} per ${i.window.perSeconds} s` : "—",
+        String(i.queued),
+        i.pauses.length === 0
+          ? '<span class="ok">none</span>'
+          : i.pauses
+              .map(
+                (p) => `<span class="bad">${e(p.host)} until ${e(p.until)} (${p.remainingSeconds} s)</span>`,
+              )
+              .join("<br>"),
+      ]),
+    )
+    .join("");
+  return `<h2>Consumers</h2>
+<table><thead><tr><th>Consumer</th><th>Routes</th><th>Rate limit</th><th>Budget</th></tr></thead><tbody>${consumers}</tbody></table>
+${limits.otherCallersLimited > 0 ? `<p>${limits.otherCallersLimited} other callers (by IP or token) are spending a budget.</p>` : ""}
+<h2>Identity limits</h2>
+<table><thead><tr><th>Identity</th><th>Upstream in flight</th><th>Window</th><th>Queued</th><th>Pauses (429 / Retry-After)</th></tr></thead><tbody>${identities}</tbody></table>
+`;
 }

@@ -9,6 +9,13 @@ export interface ExpirySample {
   secondsToExpiry: number;
 }
 
+/** An API key with an expiry date, for entra_proxy_api_key_expiry_seconds. */
+export interface KeyExpirySample {
+  consumer: string;
+  key: string;
+  secondsToExpiry: number;
+}
+
 /** Requests in flight on one route (by its label, the prefix). */
 export interface InFlightSample {
   route: string;
@@ -28,6 +35,12 @@ export interface ProxyMetrics {
   accessDenied: Counter<"route" | "reason">;
   configReloads: Counter<"result">;
   linkRewrites: Counter<"route" | "result">;
+  /** Requests answered 429 rate_limited by the proxy's own limits, by which limit refused. */
+  rateLimited: Counter<"route" | "consumer" | "limit">;
+  /** Upstream 429s received. */
+  upstreamThrottled: Counter<"route">;
+  /** Time requests waited in an identity's queue (only requests that had to wait). */
+  limitWait: Histogram<"identity">;
   /** entra_proxy_config_last_reload_success_timestamp_seconds: call with the time (ms) of each successful load or reload. */
   configLoaded(atMs: number): void;
   /** entra_proxy_config_last_reload_successful goes to 0 until the next successful reload. */
@@ -38,6 +51,8 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
   /** entra_proxy_in_flight_requests is read from this on every scrape (the routes keep the counts). */
   inFlight?: () => Iterable<InFlightSample>;
+  /** entra_proxy_api_key_expiry_seconds is read from this on every scrape. */
+  keyExpiry?: () => Iterable<KeyExpirySample>;
 }
 
 /** The version in package.json, for entra_proxy_build_info (the same path from src/ and dist/). */
@@ -65,8 +80,8 @@ export function createMetrics(
   );
   new Counter({
     name: "entra_proxy_requests_total",
-    help: "Requests answered, by route, method and status.",
-    labelNames: ["route", "method", "status"],
+    help: "Requests answered, by route, method, status and consumer.",
+    labelNames: ["route", "method", "status", "consumer"],
     registers,
     collect() {
       this.reset();
@@ -131,6 +146,25 @@ export function createMetrics(
       labelNames: ["route", "result"],
       registers,
     }),
+    rateLimited: new Counter({
+      name: "entra_proxy_rate_limited_total",
+      help: "Requests answered 429 rate_limited by the proxy, by the limit that refused them (consumer, identity, upstream_pause).",
+      labelNames: ["route", "consumer", "limit"],
+      registers,
+    }),
+    upstreamThrottled: new Counter({
+      name: "entra_proxy_upstream_throttled_total",
+      help: "Responses with status 429 received from upstreams.",
+      labelNames: ["route"],
+      registers,
+    }),
+    limitWait: new Histogram({
+      name: "entra_proxy_limit_wait_seconds",
+      help: "Time requests waited for room under their identity's limits (requests that had to wait).",
+      labelNames: ["identity"],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
     configReloads: new Counter({
       name: "entra_proxy_config_reloads_total",
       help: "Config reloads (SIGHUP or a changed file), by result; a rejected config keeps the old one serving.",
@@ -160,6 +194,17 @@ export function createMetrics(
       for (const s of inFlight?.() ?? []) this.inc({ route: s.route }, s.count);
     },
   });
+  const keyExpiry = options.keyExpiry;
+  new Gauge({
+    name: "entra_proxy_api_key_expiry_seconds",
+    help: "Seconds until an API key with an expiry date expires (negative once expired), by consumer and key name.",
+    labelNames: ["consumer", "key"],
+    registers,
+    collect() {
+      this.reset();
+      for (const s of keyExpiry?.() ?? []) this.set({ consumer: s.consumer, key: s.key }, s.secondsToExpiry);
+    },
+  });
   new Gauge({
     name: "entra_proxy_build_info",
     help: "Always 1; the labels say which build and Node are running.",
@@ -170,14 +215,15 @@ export function createMetrics(
 }
 
 /**
- * Requests answered, by route, method and status, in plain numbers: the request path adds one with two
- * map lookups, where prom-client's labelled `inc` validates and hashes the label object on every call.
- * The counter above reads these totals when /metrics is scraped.
+ * Requests answered, by route, method, status and consumer, in plain numbers: the request path adds one
+ * with a few map lookups, where prom-client's labelled `inc` validates and hashes the label object on
+ * every call. The counter above reads these totals when /metrics is scraped.
  */
 export class RequestCounts {
-  private readonly byRoute = new Map<string, Map<number, Map<string, number>>>();
+  private readonly byRoute = new Map<string, Map<number, Map<string, Map<string, number>>>>();
 
-  add(route: string, method: string, status: number): void {
+  /** `consumer`: a consumer or API key name from the config, else "-". */
+  add(route: string, method: string, status: number, consumer = "-"): void {
     let byStatus = this.byRoute.get(route);
     if (byStatus === undefined) {
       byStatus = new Map();
@@ -188,7 +234,12 @@ export class RequestCounts {
       byMethod = new Map();
       byStatus.set(status, byMethod);
     }
-    byMethod.set(method, (byMethod.get(method) ?? 0) + 1);
+    let byConsumer = byMethod.get(method);
+    if (byConsumer === undefined) {
+      byConsumer = new Map();
+      byMethod.set(method, byConsumer);
+    }
+    byConsumer.set(consumer, (byConsumer.get(consumer) ?? 0) + 1);
   }
 
   /** Requests answered and how many of them were 5xx, per route (for the status page). */
@@ -197,9 +248,11 @@ export class RequestCounts {
     for (const [route, byStatus] of this.byRoute) {
       const totals = { requests: 0, serverErrors: 0 };
       for (const [status, byMethod] of byStatus) {
-        for (const count of byMethod.values()) {
-          totals.requests += count;
-          if (status >= 500) totals.serverErrors += count;
+        for (const byConsumer of byMethod.values()) {
+          for (const count of byConsumer.values()) {
+            totals.requests += count;
+            if (status >= 500) totals.serverErrors += count;
+          }
         }
       }
       out.set(route, totals);
@@ -207,10 +260,14 @@ export class RequestCounts {
     return out;
   }
 
-  *entries(): Iterable<[{ route: string; method: string; status: string }, number]> {
+  *entries(): Iterable<[{ route: string; method: string; status: string; consumer: string }, number]> {
     for (const [route, byStatus] of this.byRoute) {
       for (const [status, byMethod] of byStatus) {
-        for (const [method, count] of byMethod) yield [{ route, method, status: String(status) }, count];
+        for (const [method, byConsumer] of byMethod) {
+          for (const [consumer, count] of byConsumer) {
+            yield [{ route, method, status: String(status), consumer }, count];
+          }
+        }
       }
     }
   }

@@ -9,6 +9,9 @@ import type { ClientIpResolver } from "../access/client-ip.ts";
 import { normaliseIp } from "../access/client-ip.ts";
 import type { BearerTokens } from "../auth/tokens.ts";
 import { ProxyError } from "../errors.ts";
+import { LeftQueue, NO_TICKET, type Ticket } from "../limits/identity-gate.ts";
+import { mayBeThrottled } from "../limits/limits.ts";
+import { LimitRefusal } from "../limits/refusal.ts";
 import type { Logger } from "../observability/logger.ts";
 import { requestLogger, safePath } from "../observability/logger.ts";
 import type { ProxyMetrics } from "../observability/metrics.ts";
@@ -79,6 +82,8 @@ interface Exchange {
   caller: VerifiedCaller | undefined;
   /** On-behalf-of: the caller's tokens, used for the 401 renewal too. */
   tokens: BearerTokens | undefined;
+  /** Consumer or API key name (a bounded label), when the caller presented a key. */
+  consumer: string | undefined;
   /** Why access was refused (a bounded label, e.g. invalid_key). */
   accessReason: string | undefined;
   /** The caller's address (X-Forwarded-For believed from trusted peers only). */
@@ -135,6 +140,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     if (decision.allowed) {
       x.principal = decision.principal;
       x.caller = decision.caller;
+      x.consumer = decision.consumer;
       return;
     }
     x.accessReason = decision.reason;
@@ -149,6 +155,14 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
         headers: { "retry-after": "1" },
       });
     }
+  }
+
+  // Step 3b (limits): the caller's own budget on this route; refused callers never reach the upstream.
+  function chargeCaller(x: Exchange, r: RouteRuntime): void {
+    if (r.limits.callers === undefined) return;
+    r.limits.chargeCaller(x.consumer, x.principal, () =>
+      x.routing.clientIp.resolve(x.req.socket.remoteAddress, x.headers["x-forwarded-for"]),
+    );
   }
 
   // Step 4: the body, in the form it is forwarded in.
@@ -177,6 +191,8 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   async function forward(x: Exchange, r: RouteRuntime, body: OutgoingBody, bearer: string): Promise<void> {
     const headers = upstreamHeaders(x);
     let upstream = await attempt(x, r, headers, body, bearer);
+    if (mayBeThrottled(upstream.statusCode))
+      upstream = await absorbThrottling(x, r, headers, body, bearer, upstream);
     if (upstream.statusCode === 401) {
       count401(r, false);
       // The token was refused (revoked, rotated, stale roles): renew it, and retry a replayable request.
@@ -189,9 +205,35 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
         x.retried = true;
         upstream = await attempt(x, r, headers, body, fresh);
         if (upstream.statusCode === 401) count401(r, true);
+        if (mayBeThrottled(upstream.statusCode)) {
+          upstream = await absorbThrottling(x, r, headers, body, fresh, upstream);
+        }
       }
     }
     passThrough(x, r, upstream);
+  }
+
+  // ── limits: an upstream 429 (or 503 with Retry-After) pauses the identity for that host; with
+  // retryThrottled a replayable request that got 429 is sent again after the pause (src/limits). ──
+  async function absorbThrottling(
+    x: Exchange,
+    r: RouteRuntime,
+    headers: OutgoingHttpHeaders,
+    body: OutgoingBody,
+    bearer: string,
+    first: IncomingMessage,
+  ): Promise<IncomingMessage> {
+    let upstream = first;
+    const since = r.limits.now();
+    for (let replays = 0; ; replays++) {
+      if (upstream.statusCode === 429) metrics.upstreamThrottled.inc({ route: r.label });
+      const waitBudget = r.limits.afterThrottled(upstream, isReplayable(body), since, replays);
+      if (waitBudget === undefined) return upstream;
+      upstream.resume();
+      x.retried = true;
+      upstream = await attempt(x, r, headers, body, bearer, waitBudget);
+      if (!mayBeThrottled(upstream.statusCode)) return upstream;
+    }
   }
 
   function count401(r: RouteRuntime, afterRetry: boolean): void {
@@ -210,22 +252,58 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     });
   }
 
-  /** One upstream attempt; resolves with the response head, never sent for a caller that has gone. */
+  /**
+   * One upstream attempt, once there is room under the identity's limits (waiting at most `maxWaitMs`,
+   * default the identity's); resolves with the response head, never sent for a caller that has gone.
+   */
   function attempt(
     x: Exchange,
     r: RouteRuntime,
     headers: OutgoingHttpHeaders,
     body: OutgoingBody,
     bearer: string,
+    maxWaitMs?: number,
   ): Promise<IncomingMessage> {
     // The caller left, or was already answered (its body was refused while the token was fetched).
     if (x.callerGone || x.error !== undefined) {
       return Promise.reject(new CallerGone("the caller left or was answered before the request was sent"));
     }
+    // ── limits: room under the identity's limits and pauses (a shared no-op ticket when none apply) ──
+    let room: Ticket | Promise<Ticket>;
+    try {
+      room = r.limits.enter(x.res, maxWaitMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (room instanceof Promise) {
+      return room.then(
+        (ticket) => {
+          if (x.callerGone || x.error !== undefined) {
+            ticket.done();
+            throw new CallerGone("the caller left or was answered while waiting for room");
+          }
+          return send(x, r, headers, body, bearer, ticket);
+        },
+        (err: unknown) => {
+          throw err instanceof LeftQueue ? new CallerGone(err.message) : err;
+        },
+      );
+    }
+    return send(x, r, headers, body, bearer, room);
+  }
+
+  function send(
+    x: Exchange,
+    r: RouteRuntime,
+    headers: OutgoingHttpHeaders,
+    body: OutgoingBody,
+    bearer: string,
+    ticket: Ticket,
+  ): Promise<IncomingMessage> {
     x.upstreamStarted = performance.now();
     const span = x.trace?.startUpstream(x.method, x.upstreamUrl!, headers);
     return new Promise((resolve, reject) => {
-      x.abortUpstream = forwarder.forward(
+      const abort = forwarder.forward(
         x.req,
         x.res,
         { method: x.method, url: x.upstreamUrl!, headers, bearer, body, timeoutMs: r.config.timeoutMs },
@@ -238,6 +316,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
           },
           onClose(upstream) {
             span?.end(upstream.statusCode);
+            ticket.done();
             // A 401 answer dropped for the retry closes later; only the relayed response counts.
             if (upstream !== x.relayed) return;
             // An upstream that dies mid-body must not leave the caller with a short body that looks complete.
@@ -248,10 +327,19 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
           },
           onError(error) {
             span?.end(undefined, error.code);
+            ticket.done();
             reject(error);
           },
         },
       );
+      // An attempt aborted before any answer gets no callback: the abort gives its room back.
+      x.abortUpstream =
+        ticket === NO_TICKET
+          ? abort
+          : () => {
+              ticket.done();
+              abort();
+            };
     });
   }
 
@@ -328,6 +416,9 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       logger.error({ msg: "internal error", requestId: x.requestId, err });
     }
     x.error = problem.code;
+    if (problem instanceof LimitRefusal && x.route) {
+      metrics.rateLimited.inc({ route: x.route.label, consumer: x.consumer ?? "-", limit: problem.limit });
+    }
     const upstreamFault = problem.status >= 500 && problem.code !== "internal_error";
     if (x.route && upstreamFault) metrics.upstreamErrors.inc({ route: x.route.label, code: problem.code });
     const { req, res } = x;
@@ -354,7 +445,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const seconds = (performance.now() - x.started) / 1000;
     // 499 (as nginx logs it): the caller closed its connection before any response.
     const status = res.headersSent ? res.statusCode : 499;
-    metrics.requests.add(label, method, status);
+    metrics.requests.add(label, method, status, x.consumer);
     metrics.requestDuration.observe(label, seconds);
     if (x.route) x.route.state.inFlight--;
     responding.delete(req.socket);
@@ -375,6 +466,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       clientIp: x.clientIp ?? normaliseIp(req.socket.remoteAddress ?? ""),
       bytesIn: x.bytesIn,
       bytesOut: x.bytesOut,
+      consumer: x.consumer,
       retried: x.retried,
       // For a refusal: the problem code, and why access was refused.
       error: x.error,
@@ -390,6 +482,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const r = route(x);
     return after(checkAccess(x, r), () => {
       admit(r);
+      chargeCaller(x, r);
       return after(takeBody(x, r), (body) =>
         after(attachToken(x, r), (bearer) => forward(x, r, body, bearer)),
       );
@@ -410,6 +503,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       principal: undefined,
       caller: undefined,
       tokens: undefined,
+      consumer: undefined,
       accessReason: undefined,
       clientIp: undefined,
       bytesIn: 0,

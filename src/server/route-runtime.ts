@@ -5,6 +5,7 @@ import type { AccessCheck } from "../access/check.ts";
 import type { OboTokenCache } from "../auth/obo-tokens.ts";
 import type { BearerTokens } from "../auth/tokens.ts";
 import type { RouteConfig } from "../config/types.ts";
+import type { RouteLimits } from "../limits/limits.ts";
 import { WORKFLOW_SEGMENT, workflowRootOf } from "../proxy/rewrite.ts";
 import { compilePathAllowlist } from "../proxy/router.ts";
 
@@ -70,16 +71,22 @@ export interface RouteRuntime {
   /** onBehalfOf routes: each caller's tokens, exchanged from its verified inbound JWT. */
   obo: OboTokenCache | undefined;
   state: RouteState;
+  /** Caller budgets, the identity's limits and pauses (src/limits). */
+  limits: RouteLimits;
 }
 
-export function routeRuntime(
-  config: RouteConfig,
-  checkAccess: AccessCheck,
+/** What a route is built with besides its config. */
+export interface RouteParts {
+  checkAccess: AccessCheck;
   /** undefined for an on-behalf-of route, which passes `obo`. */
-  tokens: BearerTokens | undefined,
-  state: RouteState,
-  obo?: OboTokenCache,
-): RouteRuntime {
+  tokens: BearerTokens | undefined;
+  obo: OboTokenCache | undefined;
+  state: RouteState;
+  limits: RouteLimits;
+}
+
+export function routeRuntime(config: RouteConfig, parts: RouteParts): RouteRuntime {
+  const { checkAccess, tokens, obo, state, limits } = parts;
   return {
     config,
     prefix: config.prefix,
@@ -92,6 +99,7 @@ export function routeRuntime(
     tokens: tokens ?? NO_ROUTE_TOKEN,
     obo,
     state,
+    limits,
   };
 }
 

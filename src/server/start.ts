@@ -23,6 +23,7 @@ import type { ProxyConfig } from "../config/types.ts";
 import { EgressAgents } from "../egress/agents.ts";
 import { ProxyError } from "../errors.ts";
 import { createForwardAuth } from "../gateway/forward-auth.ts";
+import { Limits } from "../limits/limits.ts";
 import {
   createAdminApp,
   decideReadiness,
@@ -181,8 +182,14 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     {
       defaultMetrics: options.defaultMetrics ?? true,
       inFlight: () => routeStates.all().map(([route, state]) => ({ route, count: state.inFlight })),
+      keyExpiry: () => keyExpirySamples(active, now()),
     },
   );
+  /** Caller budgets, identity queues and upstream pauses, carried across reloads. */
+  const limits = new Limits({
+    now,
+    onWaited: (identity, seconds) => metrics.limitWait.observe({ identity }, seconds),
+  });
 
   const events = new RecentEvents(200, now);
 
@@ -223,21 +230,16 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
 
   const buildRouting = (cfg: ProxyConfig): Routing => {
     const states = routeStates.forConfig(cfg.routes.map((r) => r.prefix));
+    limits.configure(cfg.identities);
     const routes = cfg.routes.map((route) =>
-      route.onBehalfOf
-        ? routeRuntime(
-            route,
-            compileAccessCheck(route.access, now, { onBehalfOf: true }),
-            undefined,
-            states.get(route.prefix)!,
-            oboCaches.cache(route.identity, route.scope),
-          )
-        : routeRuntime(
-            route,
-            compileAccessCheck(route.access, now),
-            tokens.provider(route.identity, route.scope),
-            states.get(route.prefix)!,
-          ),
+      routeRuntime(route, {
+        checkAccess: compileAccessCheck(route.access, now, route.onBehalfOf ? { onBehalfOf: true } : {}),
+        // An on-behalf-of route has no token of its own: each caller's is exchanged from its own token.
+        tokens: route.onBehalfOf ? undefined : tokens.provider(route.identity, route.scope),
+        obo: route.onBehalfOf ? oboCaches.cache(route.identity, route.scope) : undefined,
+        state: states.get(route.prefix)!,
+        limits: limits.forRoute(route, cfg.identities[route.identity]?.limits),
+      }),
     );
     return {
       router: new Router(routes),
@@ -380,6 +382,25 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       })),
       recentEvents: events.list(HOUR).map((ev) => ({ ...ev, at: new Date(ev.at).toISOString() })),
       egress: describeEgress(config.egress),
+      limits: {
+        consumers: Object.values(active.consumers).map((c) => ({
+          name: c.name,
+          routes: active.routes.filter((r) => r.access.consumers?.includes(c.name)).map((r) => r.prefix),
+          ...(c.rateLimit
+            ? {
+                rateLimit: {
+                  requests: c.rateLimit.requests,
+                  perSeconds: c.rateLimit.perMs / 1000,
+                  burst: c.rateLimit.burst,
+                },
+              }
+            : {}),
+        })),
+        // Callers known by IP or token are counted, not listed: the page names only configured callers.
+        callers: limits.callers().filter((c) => !c.caller.includes(":")),
+        otherCallersLimited: limits.callers().filter((c) => c.caller.includes(":")).length,
+        identities: limits.identities(),
+      },
     };
   };
   const adminServer = http.createServer(createAdminApp({ registry: metrics.registry, readiness, status }));
@@ -492,6 +513,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
       tokens.close();
       oboCaches.close();
+      limits.close();
       await tracing?.shutdown();
       forwarder.close();
       tokenEgress.destroy();
@@ -528,6 +550,20 @@ function auditConfig(logger: Logger, msg: string, config: ProxyConfig): void {
     identities: Object.values(config.identities).map((i) => ({ name: i.name, kind: i.credential.kind })),
     egress: describeEgress(config.egress),
   });
+}
+
+/** Every API key with an expiry date, under its consumer (or its own name for a route's own key). */
+function keyExpirySamples(config: ProxyConfig, nowMs: number) {
+  const seen = new Set<string>();
+  const samples: Array<{ consumer: string; key: string; secondsToExpiry: number }> = [];
+  const add = (consumer: string, key: { name: string; expires?: Date }) => {
+    if (!key.expires || seen.has(`${consumer}\u0000${key.name}`)) return;
+    seen.add(`${consumer}\u0000${key.name}`);
+    samples.push({ consumer, key: key.name, secondsToExpiry: (key.expires.getTime() - nowMs) / 1000 });
+  };
+  for (const c of Object.values(config.consumers)) for (const k of c.apiKeys) add(c.name, k);
+  for (const r of config.routes) for (const k of r.access.apiKeys ?? []) add(k.consumer ?? k.name, k);
+  return samples;
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {

@@ -13,7 +13,7 @@ const DESIGN: Record<string, { type: string; labels: string[] }> = {
   entra_proxy_token_refresh_duration_seconds: { type: "HISTOGRAM", labels: ["identity", "scope"] },
   entra_proxy_token_expiry_seconds: { type: "GAUGE", labels: ["identity", "scope"] },
   entra_proxy_upstream_401_total: { type: "COUNTER", labels: ["route"] },
-  entra_proxy_requests_total: { type: "COUNTER", labels: ["method", "route", "status"] },
+  entra_proxy_requests_total: { type: "COUNTER", labels: ["consumer", "method", "route", "status"] },
   entra_proxy_request_duration_seconds: { type: "HISTOGRAM", labels: ["route"] },
   entra_proxy_upstream_errors_total: { type: "COUNTER", labels: ["code", "route"] },
   entra_proxy_access_denied_total: { type: "COUNTER", labels: ["reason", "route"] },

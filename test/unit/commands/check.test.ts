@@ -191,3 +191,49 @@ test("check names on-behalf-of routes; token refuses them, since their tokens ne
   assert.equal(await main(["token", "--route", "/me", "--config", file], token), 1);
   assert.match(token.err(), /\/me acts on behalf of its callers: .* none can be acquired here/);
 });
+
+test("check: prints each consumer's routes and rate limit, and each identity's limits", async (t) => {
+  const text = `consumers:
+  erp-nightly:
+    apiKeys: [{ name: k2026, sha256: "${"3".repeat(64)}", expires: 2027-06-30 }]
+    rateLimit: { requests: 600, per: 1m, burst: 50 }
+  reporting:
+    apiKeys: [{ name: main, sha256: "${"4".repeat(64)}" }]
+${withRoutes(`  - prefix: /powerplatform
+    service: powerplatform
+    identity: app
+    access: { consumers: [erp-nightly, reporting] }
+    rateLimit: { requests: 100, per: 1s }
+    retryThrottled: { maxWaitMs: 30000, attempts: 3 }
+  - prefix: /powerapps
+    service: powerapps
+    identity: app
+    access: { consumers: [reporting] }
+`).replace(
+  "    clientSecret: secret\n",
+  "    clientSecret: secret\n    limits: { concurrent: 52, requests: 6000, per: 5m, maxWaitMs: 30000 }\n",
+)}`;
+  const file = await tempFile(t, "routes.yaml", text);
+  const io = captureIO();
+  assert.equal(await run(["--config", file], io), 0, io.err());
+  const lines = io.out().trim().split("\n");
+  assert.match(lines[0]!, /access consumers\[erp-nightly, reporting\]$/);
+  assert.deepEqual(lines.slice(2), [
+    "consumer erp-nightly (1 keys) routes /powerplatform rate limit 600 per 60 s (burst 50) per route",
+    "consumer reporting (1 keys) routes /powerplatform, /powerapps",
+    "identity app limits 52 concurrent, 6000 per 300 s, waits up to 30000 ms",
+  ]);
+});
+
+test("check: an unknown consumer in access and identity limits missing per are errors", async (t) => {
+  const text = withRoutes(`  - prefix: /powerplatform
+    service: powerplatform
+    identity: app
+    access: { consumers: [nobody] }
+`).replace("    clientSecret: secret\n", "    clientSecret: secret\n    limits: { requests: 6000 }\n");
+  const file = await tempFile(t, "routes.yaml", text);
+  const io = captureIO();
+  assert.equal(await run(["--config", file], io), 1);
+  assert.match(io.err(), /routes\[0\]\.access\.consumers\[0\]: unknown consumer "nobody"/);
+  assert.match(io.err(), /identities\.app\.limits: requests and per go together/);
+});

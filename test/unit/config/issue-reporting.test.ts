@@ -83,7 +83,7 @@ routes:
     `${locate("routes.yaml", yaml, "anonymous: true", 11)} routes[1].access.anonymous: anonymous: true cannot be combined with cidrs; remove one or the other`,
     `${locate("routes.yaml", yaml, "http://example.com")} routes[2].upstream: http:// is accepted only for loopback hosts (127.0.0.0/8, ::1, localhost); use https://`,
     `${locate("routes.yaml", yaml, "TRACE")} routes[2].methods[1]: must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS`,
-    `${locate("routes.yaml", yaml, "access: {}", 8)} routes[2].access: access needs a condition: apiKeys, cidrs or jwt — or anonymous: true to opt out explicitly`,
+    `${locate("routes.yaml", yaml, "access: {}", 8)} routes[2].access: access needs a condition: apiKeys, consumers, cidrs or jwt — or anonymous: true to opt out explicitly`,
   ];
   assert.deepEqual(found, expected);
   assert.equal(found[0], "routes.yaml:2:9 listen.port: must be at most 65535");

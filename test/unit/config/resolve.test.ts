@@ -66,6 +66,7 @@ test("a full valid config resolves to the expected ProxyConfig", () => {
   const dir = resolve("conf");
   const expected: Omit<ProxyConfig, "warnings"> = {
     file: resolve("conf/routes.yaml"),
+    consumers: {},
     listen: {
       host: "127.0.0.1",
       port: 8081,

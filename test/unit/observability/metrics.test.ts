@@ -18,8 +18,8 @@ test("request metrics render exactly as prom-client's own Counter and Histogram 
   const reference = new Registry();
   const counter = new Counter({
     name: "entra_proxy_requests_total",
-    help: "Requests answered, by route, method and status.",
-    labelNames: ["route", "method", "status"],
+    help: "Requests answered, by route, method, status and consumer.",
+    labelNames: ["route", "method", "status", "consumer"],
     registers: [reference],
   });
   const histogram = new Histogram({
@@ -29,7 +29,8 @@ test("request metrics render exactly as prom-client's own Counter and Histogram 
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [reference],
   });
-  const requests: Array<[string, string, number, number]> = [];
+  const requests: Array<[string, string, number, number, string]> = [];
+  const consumers = ["-", "erp-nightly", "reporting"];
   const routes = ["/powerplatform", "/flows/order", "unmatched"];
   const methods = ["GET", "POST", "OTHER"];
   const statuses = [200, 202, 401, 404, 502, 0];
@@ -41,12 +42,13 @@ test("request metrics render exactly as prom-client's own Counter and Histogram 
       methods[(i >> 2) % 3]!,
       statuses[i % 6]!,
       durations[i % durations.length]!,
+      consumers[(i >> 3) % 3]!,
     ]);
   }
-  for (const [route, method, status, seconds] of requests) {
-    metrics.requests.add(route, method, status);
+  for (const [route, method, status, seconds, consumer] of requests) {
+    metrics.requests.add(route, method, status, consumer === "-" ? undefined : consumer);
     metrics.requestDuration.observe(route, seconds);
-    counter.inc({ route, method, status: String(status) });
+    counter.inc({ route, method, status: String(status), consumer });
     histogram.observe({ route }, seconds);
   }
   const sortLines = (block: string) => block.split("\n").sort().join("\n");
@@ -58,7 +60,7 @@ test("request metrics render exactly as prom-client's own Counter and Histogram 
   // Counts accumulate across scrapes; they are not reset by reading.
   metrics.requests.add("/powerplatform", "GET", 200);
   const again = await family(metrics.registry, "entra_proxy_requests_total");
-  counter.inc({ route: "/powerplatform", method: "GET", status: "200" });
+  counter.inc({ route: "/powerplatform", method: "GET", status: "200", consumer: "-" });
   assert.equal(sortLines(again), sortLines(await family(reference, "entra_proxy_requests_total")));
 });
 
