@@ -7,7 +7,7 @@ import { JwksKeySource, type JwksOptions, JwksUnavailable } from "./jwks.ts";
 
 /** The caller a verified token names, and the token itself: what an on-behalf-of exchange needs. */
 export interface VerifiedCaller {
-  /** The token's `oid`, else its `sub`: the key of the caller's on-behalf-of tokens. */
+  /** Issuer and `oid` of the token ("" without an oid): the key of the caller's on-behalf-of tokens. */
   user: string;
   /** The verified token, exchanged as the assertion of on-behalf-of; never logged or forwarded. */
   assertion: string;
@@ -63,10 +63,14 @@ export function compileJwtCheck(
     if (config.allowedObjectIds && !config.allowedObjectIds.includes(oid)) {
       return { ok: false, reason: "jwt_object_id" };
     }
+    // The key of the caller's on-behalf-of tokens: issuer and object id, so that no other claim (a sub
+    // from another issuer) can name someone else's cached token; without an oid there is none.
+    const user =
+      typeof payload.oid === "string" && payload.oid !== "" ? `${payload.iss}\u0000${payload.oid}` : "";
     return {
       ok: true,
       principal: `jwt:${oid || "unknown"}`,
-      caller: { user: oid, assertion: token, expiresAt: (payload.exp as number) * 1000 },
+      caller: { user, assertion: token, expiresAt: (payload.exp as number) * 1000 },
     };
   };
 }

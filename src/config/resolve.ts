@@ -232,6 +232,32 @@ export function resolveConfig(
     routes.push(route);
   });
 
+  for (const route of routes) {
+    if (!route.forwardAuth) continue;
+    const at = ["routes", routes.indexOf(route), "forwardAuth"];
+    // The forward-auth port hands out the route's token itself: whoever passes the route's access gets it.
+    if (route.onBehalfOf) {
+      report(
+        "error",
+        at,
+        `route ${route.prefix} acts on behalf of its callers; forward auth hands out the route's own token, which it has none of — use one or the other`,
+      );
+    }
+    const { anonymous, apiKeys, consumers, jwt } = route.access;
+    if (anonymous) {
+      report(
+        "error",
+        at,
+        `route ${route.prefix} is anonymous: on the forward-auth port that would hand its token to anyone who can ask — give it apiKeys, consumers or jwt`,
+      );
+    } else if (!apiKeys?.length && !consumers?.length && !jwt) {
+      report(
+        "warning",
+        at,
+        `route ${route.prefix} is checked only by cidrs: on the forward-auth port the client address is whatever the trusted gateway says (X-Forwarded-For), so keep forwardAuth.trustedPeers to the gateway's own addresses`,
+      );
+    }
+  }
   if (doc.forwardAuth === undefined) {
     for (const route of routes) {
       if (!route.forwardAuth) continue;

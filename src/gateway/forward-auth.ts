@@ -60,6 +60,15 @@ export function originalRequest(req: IncomingMessage, pathPrefix: string | undef
   return { method, target };
 }
 
+function namesRoute(routing: Routing, target: string): boolean {
+  try {
+    routing.router.match(target);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function single(values: string[] | undefined, name: string): string {
   if (values?.length !== 1) throw new ProxyError("bad_request", `${name} must be sent exactly once`);
   return values[0]!;
@@ -75,9 +84,22 @@ export function createForwardAuth(deps: ForwardAuthDeps): RequestListener {
   /** Resolves with the token for an allowed request; throws ProxyError for a refused one. */
   async function decide(req: IncomingMessage, peer: string, seen: Seen): Promise<string> {
     const original = originalRequest(req, settings.pathPrefix);
+    const routing = deps.routing();
+    // Without pathPrefix a request whose own path names a route, and whose headers name another
+    // original request, could have that header added by a caller: which one the gateway sends on is unknown.
+    if (
+      settings.pathPrefix === undefined &&
+      original.target !== req.url &&
+      namesRoute(routing, req.url ?? "")
+    ) {
+      throw new ProxyError(
+        "bad_request",
+        "the original request is given in more than one way (send auth requests to a path that is no route, or set forwardAuth.pathPrefix)",
+      );
+    }
     seen.method = original.method;
     seen.path = original.target.startsWith("/") ? safePath(original.target) : "(not a path)";
-    const match = deps.routing().router.match(original.target);
+    const match = routing.router.match(original.target);
     const r = match.route;
     if (!r.config.forwardAuth) {
       throw new ProxyError("route_not_found", "this route does not answer forward-auth requests");

@@ -206,3 +206,18 @@ test("an untrusted peer gets 403 and no token; the proxy port never answers forw
   await stack.proxy.close(100);
   await assert.rejects(ask(stack, "/", headers), { code: "ECONNREFUSED" });
 });
+
+test("without pathPrefix, a request whose own path names a route and whose headers name another is refused", async (t) => {
+  const stack = await startStack(t, { yaml: yaml("[127.0.0.0/8]").replace("  pathPrefix: /check\n", "") });
+  const key = { "x-api-key": stack.world.secrets.apiKey };
+  // The gateway's own auth path names no route: the headers tell the original request.
+  await assertAllowed(stack, await ask(stack, "/", { ...nginx("/pp/environments"), ...key }), "/pp");
+  // An ext_authz request for DELETE /cidr/x carrying a caller's X-Original-URI for an allowed request.
+  const smuggled = await ask(
+    stack,
+    "/cidr/x",
+    { ...nginx("/pp/environments"), ...key },
+    { method: "DELETE" },
+  );
+  assertRefused(smuggled, 400, "bad_request");
+});

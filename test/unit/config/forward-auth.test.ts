@@ -75,3 +75,36 @@ test("forwardAuth: true on a route without the forwardAuth block is a warning", 
     /routes\[0\]\.forwardAuth: warning: route \/pp has forwardAuth: true but there is no top-level forwardAuth block/,
   );
 });
+
+test("forwardAuth: an anonymous route, or one on behalf of its callers, is refused; cidrs alone is a warning", () => {
+  const anonymous = `  - prefix: /pp
+    service: powerplatform
+    identity: app
+    forwardAuth: true
+    access: { anonymous: true }
+`;
+  const obo = `  - prefix: /me
+    service: powerplatform
+    identity: app
+    forwardAuth: true
+    onBehalfOf: true
+    access:
+      jwt: { issuer: https://login.example/t/v2.0, audience: api://web-api, jwksUri: https://login.example/keys }
+`;
+  const { issues } = parseConfig(
+    withRoutes(anonymous + obo + route("    forwardAuth: true\n").replace("/pp", "/cidr")),
+    "routes.yaml",
+    ENV,
+  );
+  const text = issues.map(formatConfigIssue).join("\n");
+  assert.match(errors(issues).map(formatConfigIssue).join("\n"), /routes\[0\]\.forwardAuth: .*is anonymous/);
+  assert.match(
+    errors(issues).map(formatConfigIssue).join("\n"),
+    /routes\[1\]\.forwardAuth: .*acts on behalf of its callers/,
+  );
+  assert.match(
+    warnings(issues).map(formatConfigIssue).join("\n"),
+    /routes\[2\]\.forwardAuth: .*checked only by cidrs/,
+    text,
+  );
+});
