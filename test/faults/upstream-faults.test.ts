@@ -96,8 +96,9 @@ test("a 401 storm (an upstream refusing every token) does not become a token-req
 });
 
 test("upstream 429 and 503 with Retry-After pass through unchanged", async (t) => {
-  const stack = await startStack(t);
+  // One proxy each: the first answer pauses the identity for that host (design.md, service limits).
   for (const status of [429, 503]) {
+    const stack = await startStack(t);
     const res = await stack.call(`/powerapps/status/${status}`);
     assert.equal(res.status, status);
     assert.equal(res.headers.get("retry-after"), "7");
