@@ -39,6 +39,7 @@ export const PROXY_VARIANTS = [
   "no-metrics",
   "no-log-no-metrics",
   "plus-50us-cpu",
+  "with-limits",
 ] as const;
 export type ProxyVariant = (typeof PROXY_VARIANTS)[number];
 

@@ -4,7 +4,7 @@
 //   node --expose-gc scripts/bench-servers.ts entra
 //   node --expose-gc scripts/bench-servers.ts bare  --upstream http://127.0.0.1:PORT [--bearer-length N]
 //   BENCH_WORLD=<json from entra> node --expose-gc scripts/bench-servers.ts proxy --upstream URL [--cold] [--log FILE]
-//        [--variant product|no-request-log|no-metrics|no-log-no-metrics|plus-50us-cpu]   (what-if ablations)
+//        [--variant product|no-request-log|no-metrics|no-log-no-metrics|plus-50us-cpu|with-limits]   (what-if ablations)
 //
 // upstream: a plain node:http server with fixed 1 KiB / 64 KiB JSON answers and streaming endpoints;
 //           it accepts any (or no) bearer, so all three configurations hit the identical upstream.
@@ -187,7 +187,11 @@ async function startBare(
 // ------------------------------------------------------------------------------------ proxy (c)
 
 /** routes.yaml for (c): one API-key route to the benchmark upstream, identity from the emulator. */
-function benchRoutesYaml(warmup: boolean): string {
+function benchRoutesYaml(warmup: boolean, variant: ProxyVariant): string {
+  // with-limits: identity limits and a per-caller rate limit that the load never reaches.
+  const limits = variant === "with-limits";
+  const identityLimits = limits ? "\n    limits: { concurrent: 100000, requests: 1000000000, per: 1s }" : "";
+  const routeLimit = limits ? "\n    rateLimit: { requests: 1000000000, per: 1s, burst: 1000000000 }" : "";
   return `listen:
   host: 127.0.0.1
   port: 0
@@ -198,7 +202,7 @@ identities:
   platform-app:
     tenantId: \${TENANT_ID}
     clientId: \${CLIENT_ID}
-    clientSecret: \${CLIENT_SECRET}
+    clientSecret: \${CLIENT_SECRET}${identityLimits}
 routes:
   - prefix: ${PROXY_PREFIX}
     service: powerplatform
@@ -206,7 +210,7 @@ routes:
     identity: platform-app
     # 200 MiB streaming runs exceed the 100 MiB default; the 1,000-request burst exceeds the default 256.
     maxBodyBytes: 1073741824
-    maxConcurrent: 5000
+    maxConcurrent: 5000${routeLimit}
     access: { apiKeys: [{ name: bench, sha256: "\${DEMO_API_KEY_SHA256}" }] }
 `;
 }
@@ -248,7 +252,7 @@ async function startEntraAuthProxy(
   const world = JSON.parse(process.env.BENCH_WORLD) as BenchWorld;
   trustCaInProcess(world.caCert);
   const env = { ...world.env, BENCH_UPSTREAM: upstream };
-  const config = configFromYaml(benchRoutesYaml(!cold), env, "bench-routes.yaml");
+  const config = configFromYaml(benchRoutesYaml(!cold, variant), env, "bench-routes.yaml");
   const destination = logDestination(logFile); // as in production: batched, asynchronous
   const logger = benchLogger(variant, destination);
   const proxy = await startProxy(config, {
