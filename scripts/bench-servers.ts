@@ -190,8 +190,8 @@ async function startBare(
 function benchRoutesYaml(warmup: boolean, variant: ProxyVariant): string {
   // with-limits: identity limits and a per-caller rate limit that the load never reaches.
   const limits = variant === "with-limits";
-  const identityLimits = limits ? "\n    limits: { concurrent: 100000, requests: 1000000000, per: 1s }" : "";
-  const routeLimit = limits ? "\n    rateLimit: { requests: 1000000000, per: 1s, burst: 1000000000 }" : "";
+  const identityLimits = limits ? "\n    limits: { concurrent: 10000, requests: 1000000, per: 1s }" : "";
+  const routeLimit = limits ? "\n    rateLimit: { requests: 1000000, per: 1s, burst: 1000000 }" : "";
   return `listen:
   host: 127.0.0.1
   port: 0
