@@ -141,3 +141,20 @@ test("the in-flight count per route is in /metrics and /status.json while reques
   }
   assert.equal(after, 0);
 });
+
+test("a key with an expiry date has entra_proxy_api_key_expiry_seconds, labelled by consumer and key name", async (t) => {
+  const { DEMO_ROUTES_YAML } = await import("../../src/demo/stack.ts");
+  const yaml = DEMO_ROUTES_YAML.replace(
+    '  - prefix: /powerplatform\n    service: powerplatform\n    upstream: ${POWERPLATFORM_UPSTREAM}\n    identity: platform-app\n    access: { apiKeys: [{ name: demo, sha256: "${DEMO_API_KEY_SHA256}" }] }',
+    '  - prefix: /powerplatform\n    service: powerplatform\n    upstream: ${POWERPLATFORM_UPSTREAM}\n    identity: platform-app\n    access: { apiKeys: [{ name: demo, sha256: "${DEMO_API_KEY_SHA256}", expires: 2099-12-31 }] }',
+  );
+  assert.notEqual(yaml, DEMO_ROUTES_YAML, "the demo route was given an expiry");
+  const stack = await startStack(t, { yaml });
+  const parsed = parseMetrics(await stack.metrics());
+  const samples = parsed.samples.filter((s) => s.name === "entra_proxy_api_key_expiry_seconds");
+  assert.deepEqual(
+    samples.map((s) => s.labels),
+    [{ consumer: "demo", key: "demo" }],
+  );
+  assert.ok(samples[0]!.value > 60 * 60 * 24 * 365, "seconds until the end of 2099-12-31");
+});
