@@ -1,4 +1,4 @@
-// The request path, in order: route → checkAccess → admit → readBody → attachToken → forward → record.
+// The request path, in order: route → checkAccess → admit → chargeCaller → readBody → attachToken → forward → record.
 // One Exchange per request carries what the steps learn; the forwarder is handed an explicit upstream
 // request (URL, headers, body framing, token). Responses the proxy makes itself go through problem.ts.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
