@@ -6,7 +6,13 @@ import type { CredentialKind } from "../config/types.ts";
 import { ProxyError } from "../errors.ts";
 import type { AcquisitionFailure } from "./aadsts.ts";
 import { type AcquiredToken, TokenAcquisitionError } from "./credentials.ts";
-import { type AcquisitionEvent, type BackoffPolicy, type BearerTokens, TokenProvider } from "./tokens.ts";
+import {
+  type AcquisitionEvent,
+  type BackoffPolicy,
+  type BearerTokens,
+  PerIdentityScope,
+  TokenProvider,
+} from "./tokens.ts";
 
 /** A caller whose inbound JWT was verified (src/access/jwt.ts VerifiedCaller). */
 export interface OboCaller {
@@ -216,39 +222,4 @@ export function callerErrorFor(
 }
 
 /** The on-behalf-of caches of one configuration, per identity and scope. */
-export class OboTokenCaches {
-  private readonly caches = new Map<string, OboTokenCache>();
-  private readonly factory: (identity: string, scope: string) => OboTokenCache;
-
-  constructor(factory: (identity: string, scope: string) => OboTokenCache) {
-    this.factory = factory;
-  }
-
-  cache(identity: string, scope: string): OboTokenCache {
-    const key = `${identity}\u0000${scope}`;
-    let cache = this.caches.get(key);
-    if (!cache) {
-      cache = this.factory(identity, scope);
-      this.caches.set(key, cache);
-    }
-    return cache;
-  }
-
-  all(): OboTokenCache[] {
-    return [...this.caches.values()];
-  }
-
-  /** Keeps the caches `keep` approves of; closes and forgets the others (config reload). */
-  retain(keep: (cache: OboTokenCache) => boolean): void {
-    for (const [key, cache] of this.caches) {
-      if (!keep(cache)) {
-        cache.close();
-        this.caches.delete(key);
-      }
-    }
-  }
-
-  close(): void {
-    for (const cache of this.caches.values()) cache.close();
-  }
-}
+export class OboTokenCaches extends PerIdentityScope<OboTokenCache> {}

@@ -334,44 +334,47 @@ export class TokenProvider implements BearerTokens {
   }
 }
 
-/** All token providers of one configuration, keyed by identity and scope. */
-export class TokenManager {
-  private readonly providers = new Map<string, TokenProvider>();
-  private readonly factory: (identity: string, scope: string) => TokenProvider;
+/** One T per (identity, scope) of a configuration, made on first use; reloads keep some and close the rest. */
+export class PerIdentityScope<T extends { close(): void }> {
+  private readonly items = new Map<string, T>();
+  private readonly factory: (identity: string, scope: string) => T;
 
-  constructor(factory: (identity: string, scope: string) => TokenProvider) {
+  constructor(factory: (identity: string, scope: string) => T) {
     this.factory = factory;
   }
 
-  provider(identity: string, scope: string): TokenProvider {
+  get(identity: string, scope: string): T {
     const key = `${identity}\u0000${scope}`;
-    let provider = this.providers.get(key);
-    if (!provider) {
-      provider = this.factory(identity, scope);
-      this.providers.set(key, provider);
+    let item = this.items.get(key);
+    if (!item) {
+      item = this.factory(identity, scope);
+      this.items.set(key, item);
     }
-    return provider;
+    return item;
   }
 
-  all(): TokenProvider[] {
-    return [...this.providers.values()];
+  all(): T[] {
+    return [...this.items.values()];
   }
 
-  /** Keeps the providers `keep` approves of; closes and forgets the others (config reload). */
-  retain(keep: (provider: TokenProvider) => boolean): void {
-    for (const [key, provider] of this.providers) {
-      if (!keep(provider)) {
-        provider.close();
-        this.providers.delete(key);
+  /** Keeps the items `keep` approves of; closes and forgets the others (config reload). */
+  retain(keep: (item: T) => boolean): void {
+    for (const [key, item] of this.items) {
+      if (!keep(item)) {
+        item.close();
+        this.items.delete(key);
       }
     }
   }
 
+  close(): void {
+    for (const item of this.items.values()) item.close();
+  }
+}
+
+/** All token providers of one configuration, keyed by identity and scope. */
+export class TokenManager extends PerIdentityScope<TokenProvider> {
   async warmAll(): Promise<boolean[]> {
     return Promise.all(this.all().map((p) => p.warm()));
-  }
-
-  close(): void {
-    for (const p of this.providers.values()) p.close();
   }
 }

@@ -235,8 +235,8 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
       routeRuntime(route, {
         checkAccess: compileAccessCheck(route.access, now, route.onBehalfOf ? { onBehalfOf: true } : {}),
         // An on-behalf-of route has no token of its own: each caller's is exchanged from its own token.
-        tokens: route.onBehalfOf ? undefined : tokens.provider(route.identity, route.scope),
-        obo: route.onBehalfOf ? oboCaches.cache(route.identity, route.scope) : undefined,
+        tokens: route.onBehalfOf ? undefined : tokens.get(route.identity, route.scope),
+        obo: route.onBehalfOf ? oboCaches.get(route.identity, route.scope) : undefined,
         state: states.get(route.prefix)!,
         limits: limits.forRoute(route, cfg.identities[route.identity]?.limits),
       }),
