@@ -94,13 +94,13 @@ export class RouteLimits {
    * Takes one request from the caller's budget, or throws a LimitRefusal. The caller is its consumer
    * (or API key) name, else its JWT principal, else its client IP.
    */
-  chargeCaller(consumer: string | undefined, principal: string | undefined, clientIp: () => string): void {
+  chargeCaller(consumer: string | undefined, principal: string | undefined, clientIp: string): void {
     const callers = this.callers;
     if (callers === undefined) return;
     const own = consumer === undefined ? undefined : this.consumerLimits?.[consumer];
     const limit = own ?? this.defaultLimit;
     if (limit === undefined) return;
-    const caller = consumer ?? (principal?.startsWith("jwt:") ? principal : `ip:${clientIp()}`);
+    const caller = consumer ?? (principal?.startsWith("jwt:") ? principal : `ip:${clientIp}`);
     callers.take(caller, limit);
   }
 

@@ -160,9 +160,8 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   // Step 3b (limits): the caller's own budget on this route; refused callers never reach the upstream.
   function chargeCaller(x: Exchange, r: RouteRuntime): void {
     if (r.limits.callers === undefined) return;
-    r.limits.chargeCaller(x.consumer, x.principal, () =>
-      x.routing.clientIp.resolve(x.req.socket.remoteAddress, x.headers["x-forwarded-for"]),
-    );
+    // The client address the access step resolved (X-Forwarded-For believed from trusted peers only).
+    r.limits.chargeCaller(x.consumer, x.principal, x.clientIp!);
   }
 
   // Step 4: the body, in the form it is forwarded in.
