@@ -77,3 +77,13 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   }
   return undefined;
 }
+
+/** routes.yaml lines for the demo app registration as identity `platform-app`, against the emulator; routes follow. */
+export const PLATFORM_APP_YAML = `cloud: { authorityHost: \${DEMO_AUTHORITY_HOST} }
+identities:
+  platform-app:
+    tenantId: \${TENANT_ID}
+    clientId: \${CLIENT_ID}
+    clientSecret: \${CLIENT_SECRET}
+routes:
+`;

@@ -7,21 +7,14 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { MICROSOFT_API_AUDIENCES, MockUpstream } from "../../src/demo/upstreams.ts";
 import { nginxBinary, startNginx } from "../helpers/nginx.ts";
-import { startStack } from "../helpers/stack.ts";
+import { PLATFORM_APP_YAML, startStack } from "../helpers/stack.ts";
 
 const YAML = `listen: { host: 127.0.0.1 }
 forwardAuth:
   port: 0
   trustedPeers: [127.0.0.1]
 warmup: true
-cloud: { authorityHost: \${DEMO_AUTHORITY_HOST} }
-identities:
-  platform-app:
-    tenantId: \${TENANT_ID}
-    clientId: \${CLIENT_ID}
-    clientSecret: \${CLIENT_SECRET}
-routes:
-  - prefix: /pp
+${PLATFORM_APP_YAML}  - prefix: /pp
     service: powerplatform
     upstream: \${TLS_UPSTREAM}
     identity: platform-app

@@ -6,7 +6,7 @@ import http from "node:http";
 import { test } from "node:test";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { MICROSOFT_API_AUDIENCES } from "../../src/demo/upstreams.ts";
-import { type Stack, startStack } from "../helpers/stack.ts";
+import { PLATFORM_APP_YAML, type Stack, startStack } from "../helpers/stack.ts";
 
 const yaml = (trustedPeers: string) => `listen: { host: 127.0.0.1 }
 forwardAuth:
@@ -14,14 +14,7 @@ forwardAuth:
   trustedPeers: ${trustedPeers}
   pathPrefix: /check
 warmup: true
-cloud: { authorityHost: \${DEMO_AUTHORITY_HOST} }
-identities:
-  platform-app:
-    tenantId: \${TENANT_ID}
-    clientId: \${CLIENT_ID}
-    clientSecret: \${CLIENT_SECRET}
-routes:
-  - prefix: /pp
+${PLATFORM_APP_YAML}  - prefix: /pp
     service: powerplatform
     upstream: \${POWERPLATFORM_UPSTREAM}
     identity: platform-app

@@ -6,20 +6,13 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { DEMO_TENANT } from "../../src/demo/stack.ts";
-import { startStack } from "../helpers/stack.ts";
+import { PLATFORM_APP_YAML, startStack } from "../helpers/stack.ts";
 
 const AUDIENCE = "api://entra-auth-proxy";
 const ISSUER = `https://sts.windows.net/${DEMO_TENANT}/`;
 
 const YAML = `listen: { host: 127.0.0.1 }
-cloud: { authorityHost: \${DEMO_AUTHORITY_HOST} }
-identities:
-  platform-app:
-    tenantId: \${TENANT_ID}
-    clientId: \${CLIENT_ID}
-    clientSecret: \${CLIENT_SECRET}
-routes:
-  - prefix: /jwt
+${PLATFORM_APP_YAML}  - prefix: /jwt
     service: powerplatform
     upstream: \${POWERPLATFORM_UPSTREAM}
     identity: platform-app

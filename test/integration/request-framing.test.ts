@@ -6,18 +6,11 @@ import { connect } from "node:net";
 import { test } from "node:test";
 import { chunked, sendRaw } from "../helpers/raw-http.ts";
 import { startRecordingUpstream } from "../helpers/recording-upstream.ts";
-import { startStack } from "../helpers/stack.ts";
+import { PLATFORM_APP_YAML, startStack } from "../helpers/stack.ts";
 
 const YAML = `listen: { host: 127.0.0.1 }
 warmup: true
-cloud: { authorityHost: \${DEMO_AUTHORITY_HOST} }
-identities:
-  platform-app:
-    tenantId: \${TENANT_ID}
-    clientId: \${CLIENT_ID}
-    clientSecret: \${CLIENT_SECRET}
-routes:
-  - prefix: /a
+${PLATFORM_APP_YAML}  - prefix: /a
     service: powerplatform
     upstream: \${RAW_UPSTREAM}/base
     identity: platform-app

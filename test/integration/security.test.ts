@@ -6,21 +6,14 @@ import { test } from "node:test";
 import { generateKeyPair, SignJWT } from "jose";
 import { DEMO_TENANT } from "../../src/demo/stack.ts";
 import { sendRaw } from "../helpers/raw-http.ts";
-import { startStack } from "../helpers/stack.ts";
+import { PLATFORM_APP_YAML, startStack } from "../helpers/stack.ts";
 
 const OLD_KEY = "retired-key-from-2020";
 const AUDIENCE = "api://entra-auth-proxy";
 
 const YAML = `listen: { host: 127.0.0.1 }
 warmup: true
-cloud: { authorityHost: \${DEMO_AUTHORITY_HOST} }
-identities:
-  platform-app:
-    tenantId: \${TENANT_ID}
-    clientId: \${CLIENT_ID}
-    clientSecret: \${CLIENT_SECRET}
-routes:
-  - prefix: /pp
+${PLATFORM_APP_YAML}  - prefix: /pp
     service: powerplatform
     upstream: \${POWERPLATFORM_UPSTREAM}
     identity: platform-app
