@@ -4,6 +4,7 @@
 import express from "express";
 import helmet from "helmet";
 import type { Registry } from "prom-client";
+import type { GateSnapshot } from "../limits/identity-gate.ts";
 import type { RecentEvent } from "./recent-events.ts";
 
 export interface ReadinessItem {
@@ -105,15 +106,7 @@ export interface LimitsStatus {
   /** Named callers (consumer or API key names) whose budget is not full; others are only counted. */
   callers: Array<{ route: string; caller: string; remaining: number; burst: number }>;
   otherCallersLimited: number;
-  identities: Array<{
-    identity: string;
-    concurrent?: number;
-    inFlight: number;
-    window?: { requests: number; perSeconds: number; used: number };
-    maxWaitMs: number;
-    queued: number;
-    pauses: Array<{ host: string; until: string; remainingSeconds: number }>;
-  }>;
+  identities: GateSnapshot[];
 }
 
 export interface AdminDeps {

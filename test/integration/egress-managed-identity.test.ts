@@ -7,21 +7,12 @@ import { test } from "node:test";
 import { DEMO_TENANT } from "../../src/demo/stack.ts";
 import { MockUpstream } from "../../src/demo/upstreams.ts";
 import { startConnectProxy } from "../helpers/connect-proxy.ts";
+import { useIdentityEndpoint } from "../helpers/identity-endpoint.ts";
 import { startStack } from "../helpers/stack.ts";
 import { singleIdentityYaml } from "../helpers/yaml.ts";
 
 test("managed identity: the token comes straight from the identity endpoint, never through the egress proxy", async (t) => {
   const clientId = randomUUID();
-  const saved = { endpoint: process.env.IDENTITY_ENDPOINT, header: process.env.IDENTITY_HEADER };
-  t.after(() => {
-    for (const [name, value] of [
-      ["IDENTITY_ENDPOINT", saved.endpoint],
-      ["IDENTITY_HEADER", saved.header],
-    ] as const) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  });
   const proxy = await startConnectProxy(t);
   let api: MockUpstream | undefined;
   const stack = await startStack(t, {
@@ -31,8 +22,7 @@ test("managed identity: the token comes straight from the identity endpoint, nev
       world.emulator.addManagedIdentity({ tenantId: DEMO_TENANT, clientId, objectId: randomUUID() });
       // An https endpoint on localhost: only the managed-identity rule keeps it off the proxy.
       assert.match(world.emulator.msiEndpoint, /^https:\/\/localhost:/);
-      process.env.IDENTITY_ENDPOINT = world.emulator.msiEndpoint;
-      process.env.IDENTITY_HEADER = world.emulator.identityHeader;
+      useIdentityEndpoint(t, world.emulator.msiEndpoint, world.emulator.identityHeader);
       // The API is https, so its calls do go through the proxy.
       api = await MockUpstream.start({
         name: "powerplatform",

@@ -5,28 +5,18 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 import { DEMO_TENANT } from "../../src/demo/stack.ts";
+import { useIdentityEndpoint } from "../helpers/identity-endpoint.ts";
 import { startStack } from "../helpers/stack.ts";
 import { singleIdentityYaml } from "../helpers/yaml.ts";
 
 test("managedIdentity (user-assigned): token accepted by the upstream", async (t) => {
   const clientId = randomUUID();
   const objectId = randomUUID();
-  const saved = { endpoint: process.env.IDENTITY_ENDPOINT, header: process.env.IDENTITY_HEADER };
-  t.after(() => {
-    for (const [name, value] of [
-      ["IDENTITY_ENDPOINT", saved.endpoint],
-      ["IDENTITY_HEADER", saved.header],
-    ] as const) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  });
   const stack = await startStack(t, {
     yaml: singleIdentityYaml(`managedIdentity: { clientId: \${MI_CLIENT_ID} }`),
     prepare(world) {
       world.emulator.addManagedIdentity({ tenantId: DEMO_TENANT, clientId, objectId });
-      process.env.IDENTITY_ENDPOINT = world.emulator.msiEndpoint;
-      process.env.IDENTITY_HEADER = world.emulator.identityHeader;
+      useIdentityEndpoint(t, world.emulator.msiEndpoint, world.emulator.identityHeader);
       return { MI_CLIENT_ID: clientId };
     },
   });

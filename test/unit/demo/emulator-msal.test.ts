@@ -8,6 +8,7 @@ import {
   PublicClientApplication,
 } from "@azure/msal-node";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { useIdentityEndpoint } from "../../helpers/identity-endpoint.ts";
 import { trustedPki } from "../../helpers/pki.ts";
 import { decodeClaims, msalAuthority, OTHER_TENANT, PP_SCOPE, startEmulator, TENANT } from "./fixtures.ts";
 
@@ -311,13 +312,7 @@ test("managed identity via msal-node's App Service source (IDENTITY_ENDPOINT / I
     clientId: randomUUID(),
     objectId: randomUUID(),
   });
-  const saved = { endpoint: process.env["IDENTITY_ENDPOINT"], header: process.env["IDENTITY_HEADER"] };
-  process.env["IDENTITY_ENDPOINT"] = emulator.msiEndpoint;
-  process.env["IDENTITY_HEADER"] = emulator.identityHeader;
-  t.after(() => {
-    restoreEnv("IDENTITY_ENDPOINT", saved.endpoint);
-    restoreEnv("IDENTITY_HEADER", saved.header);
-  });
+  useIdentityEndpoint(t, emulator.msiEndpoint, emulator.identityHeader);
 
   // msal-node picks the managed identity source once per process (a static) and shares one token cache
   // across ManagedIdentityApplication instances, so this file has exactly one managed identity test.
@@ -335,8 +330,3 @@ test("managed identity via msal-node's App Service source (IDENTITY_ENDPOINT / I
     [["managed_identity", mi.clientId, "success"]],
   );
 });
-
-function restoreEnv(name: string, value: string | undefined): void {
-  if (value === undefined) delete process.env[name];
-  else process.env[name] = value;
-}
