@@ -77,6 +77,9 @@ interface Exchange {
   route: RouteRuntime | undefined;
   /** Where the request goes upstream, decided by the route step. */
   upstreamUrl: URL | undefined;
+  /** What every upstream attempt sends, decided once before the first (the token may change between them). */
+  upstreamHeaders: OutgoingHttpHeaders | undefined;
+  body: OutgoingBody | undefined;
   principal: string | undefined;
   /** On-behalf-of: the caller its verified inbound JWT names, and that token. */
   caller: VerifiedCaller | undefined;
@@ -103,6 +106,12 @@ interface Exchange {
   /** The upstream response being relayed to the caller. */
   relayed: IncomingMessage | undefined;
   trace: RequestTrace | undefined;
+}
+
+/** Where one upstream attempt reports: the response head, or why there is none. */
+interface AttemptOutcome {
+  answer(upstream: IncomingMessage): void;
+  failure(err: unknown): void;
 }
 
 /** The caller left before the request was sent upstream: nothing is sent, the log says 499. */
@@ -186,30 +195,58 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     return tokens.peek() ?? tokens.get();
   }
 
-  // Step 6: upstream, once more after a 401 when the body can be replayed.
-  async function forward(x: Exchange, r: RouteRuntime, body: OutgoingBody, bearer: string): Promise<void> {
-    const headers = upstreamHeaders(x);
-    let upstream = await attempt(x, r, headers, body, bearer);
-    if (mayBeThrottled(upstream.statusCode))
-      upstream = await absorbThrottling(x, r, headers, body, bearer, upstream);
-    if (upstream.statusCode === 401) {
-      count401(r, false);
-      // The token was refused (revoked, rotated, stale roles): renew it, and retry a replayable request.
-      const fresh = await (x.tokens ?? r.tokens).renewAfterRejection(bearer).catch((err: unknown) => {
-        upstream.resume();
-        throw err;
-      });
-      if (isReplayable(body) && fresh !== bearer) {
-        upstream.resume();
-        x.retried = true;
-        upstream = await attempt(x, r, headers, body, fresh);
-        if (upstream.statusCode === 401) count401(r, true);
-        if (mayBeThrottled(upstream.statusCode)) {
-          upstream = await absorbThrottling(x, r, headers, body, fresh, upstream);
-        }
+  // Step 6: upstream. An ordinary answer goes straight to the caller; a 401 or a throttling answer gets a
+  // second look first (token renewal, replay, back-off).
+  function forward(x: Exchange, r: RouteRuntime, body: OutgoingBody, bearer: string): void {
+    x.body = body;
+    x.upstreamHeaders = upstreamHeaders(x);
+    attempt(x, r, bearer, {
+      answer: (upstream) => answered(x, r, bearer, upstream),
+      failure: (err) => fail(x, err),
+    });
+  }
+
+  /**
+   * The first attempt's answer. It runs inside the upstream response's event, so a fault here is turned
+   * into the caller's 500 rather than left to escape.
+   */
+  function answered(x: Exchange, r: RouteRuntime, bearer: string, upstream: IncomingMessage): void {
+    try {
+      if (upstream.statusCode === 401 || mayBeThrottled(upstream.statusCode)) {
+        secondLook(x, r, bearer, upstream)
+          .then((final) => passThrough(x, r, final))
+          .catch((err: unknown) => fail(x, err));
+      } else {
+        passThrough(x, r, upstream);
       }
+    } catch (err) {
+      fail(x, err);
     }
-    passThrough(x, r, upstream);
+  }
+
+  /** A 401 renews the token and replays a replayable request once; throttling answers are absorbed. */
+  async function secondLook(
+    x: Exchange,
+    r: RouteRuntime,
+    bearer: string,
+    first: IncomingMessage,
+  ): Promise<IncomingMessage> {
+    let upstream = first;
+    if (mayBeThrottled(upstream.statusCode)) upstream = await absorbThrottling(x, r, bearer, upstream);
+    if (upstream.statusCode !== 401) return upstream;
+    count401(r, false);
+    // The token was refused (revoked, rotated, stale roles): renew it, and retry a replayable request.
+    const fresh = await (x.tokens ?? r.tokens).renewAfterRejection(bearer).catch((err: unknown) => {
+      upstream.resume();
+      throw err;
+    });
+    if (!isReplayable(x.body!) || fresh === bearer) return upstream;
+    upstream.resume();
+    x.retried = true;
+    upstream = await attemptAgain(x, r, fresh);
+    if (upstream.statusCode === 401) count401(r, true);
+    if (mayBeThrottled(upstream.statusCode)) upstream = await absorbThrottling(x, r, fresh, upstream);
+    return upstream;
   }
 
   // ── limits: an upstream 429 (or 503 with Retry-After) pauses the identity for that host; with
@@ -217,8 +254,6 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   async function absorbThrottling(
     x: Exchange,
     r: RouteRuntime,
-    headers: OutgoingHttpHeaders,
-    body: OutgoingBody,
     bearer: string,
     first: IncomingMessage,
   ): Promise<IncomingMessage> {
@@ -226,11 +261,11 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const since = r.limits.now();
     for (let replays = 0; ; replays++) {
       if (upstream.statusCode === 429) metrics.upstreamThrottled.inc({ route: r.label });
-      const waitBudget = r.limits.afterThrottled(upstream, isReplayable(body), since, replays);
+      const waitBudget = r.limits.afterThrottled(upstream, isReplayable(x.body!), since, replays);
       if (waitBudget === undefined) return upstream;
       upstream.resume();
       x.retried = true;
-      upstream = await attempt(x, r, headers, body, bearer, waitBudget);
+      upstream = await attemptAgain(x, r, bearer, waitBudget);
       if (!mayBeThrottled(upstream.statusCode)) return upstream;
     }
   }
@@ -251,95 +286,106 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     });
   }
 
+  /** A second or later attempt, awaited by the retry paths. */
+  function attemptAgain(
+    x: Exchange,
+    r: RouteRuntime,
+    bearer: string,
+    maxWaitMs?: number,
+  ): Promise<IncomingMessage> {
+    return new Promise((answer, failure) => attempt(x, r, bearer, { answer, failure }, maxWaitMs));
+  }
+
   /**
    * One upstream attempt, once there is room under the identity's limits (waiting at most `maxWaitMs`,
-   * default the identity's); resolves with the response head, never sent for a caller that has gone.
+   * default the identity's); `outcome` gets the response head, or why there is none. Never sent for a
+   * caller that has gone. The first attempt of every request runs through here without a promise.
    */
   function attempt(
     x: Exchange,
     r: RouteRuntime,
-    headers: OutgoingHttpHeaders,
-    body: OutgoingBody,
     bearer: string,
+    outcome: AttemptOutcome,
     maxWaitMs?: number,
-  ): Promise<IncomingMessage> {
+  ): void {
     // The caller left, or was already answered (its body was refused while the token was fetched).
     if (x.callerGone || x.error !== undefined) {
-      return Promise.reject(new CallerGone("the caller left or was answered before the request was sent"));
+      outcome.failure(new CallerGone("the caller left or was answered before the request was sent"));
+      return;
     }
     // ── limits: room under the identity's limits and pauses (a shared no-op ticket when none apply) ──
     let room: Ticket | Promise<Ticket>;
     try {
       room = r.limits.enter(x.res, maxWaitMs);
     } catch (err) {
-      return Promise.reject(err);
+      outcome.failure(err);
+      return;
     }
-    if (room instanceof Promise) {
-      return room.then(
-        (ticket) => {
-          if (x.callerGone || x.error !== undefined) {
-            ticket.done();
-            throw new CallerGone("the caller left or was answered while waiting for room");
-          }
-          return send(x, r, headers, body, bearer, ticket);
-        },
-        (err: unknown) => {
-          throw err instanceof LeftQueue ? new CallerGone(err.message) : err;
-        },
-      );
+    if (!(room instanceof Promise)) {
+      send(x, r, bearer, room, outcome);
+      return;
     }
-    return send(x, r, headers, body, bearer, room);
+    room.then(
+      (ticket) => {
+        if (x.callerGone || x.error !== undefined) {
+          ticket.done();
+          outcome.failure(new CallerGone("the caller left or was answered while waiting for room"));
+          return;
+        }
+        send(x, r, bearer, ticket, outcome);
+      },
+      (err: unknown) => outcome.failure(err instanceof LeftQueue ? new CallerGone(err.message) : err),
+    );
   }
 
-  function send(
-    x: Exchange,
-    r: RouteRuntime,
-    headers: OutgoingHttpHeaders,
-    body: OutgoingBody,
-    bearer: string,
-    ticket: Ticket,
-  ): Promise<IncomingMessage> {
+  function send(x: Exchange, r: RouteRuntime, bearer: string, ticket: Ticket, outcome: AttemptOutcome): void {
+    const headers = x.upstreamHeaders!;
     x.upstreamStarted = performance.now();
     const span = x.trace?.startUpstream(x.method, x.upstreamUrl!, headers);
-    return new Promise((resolve, reject) => {
-      const abort = forwarder.forward(
-        x.req,
-        x.res,
-        { method: x.method, url: x.upstreamUrl!, headers, bearer, body, timeoutMs: r.config.timeoutMs },
-        {
-          onResponse(upstream) {
-            x.upstreamStatus = upstream.statusCode ?? 502;
-            // Until the body has been relayed too (see passThrough), the time to the response head.
-            x.upstreamMs = performance.now() - x.upstreamStarted!;
-            resolve(upstream);
-          },
-          onClose(upstream) {
-            span?.end(upstream.statusCode);
-            ticket.done();
-            // A 401 answer dropped for the retry closes later; only the relayed response counts.
-            if (upstream !== x.relayed) return;
-            // An upstream that dies mid-body must not leave the caller with a short body that looks complete.
-            if (!upstream.complete && x.res.headersSent) {
-              x.error = "upstream_reset";
-              x.res.destroy();
-            }
-          },
-          onError(error) {
-            span?.end(undefined, error.code);
-            ticket.done();
-            reject(error);
-          },
+    const abort = forwarder.forward(
+      x.req,
+      x.res,
+      {
+        method: x.method,
+        url: x.upstreamUrl!,
+        headers,
+        bearer,
+        body: x.body!,
+        timeoutMs: r.config.timeoutMs,
+      },
+      {
+        onResponse(upstream) {
+          x.upstreamStatus = upstream.statusCode ?? 502;
+          // Until the body has been relayed too (see passThrough), the time to the response head.
+          x.upstreamMs = performance.now() - x.upstreamStarted!;
+          outcome.answer(upstream);
         },
-      );
-      // An attempt aborted before any answer gets no callback: the abort gives its room back.
-      x.abortUpstream =
-        ticket === NO_TICKET
-          ? abort
-          : () => {
-              ticket.done();
-              abort();
-            };
-    });
+        onClose(upstream) {
+          span?.end(upstream.statusCode);
+          ticket.done();
+          // A 401 answer dropped for the retry closes later; only the relayed response counts.
+          if (upstream !== x.relayed) return;
+          // An upstream that dies mid-body must not leave the caller with a short body that looks complete.
+          if (!upstream.complete && x.res.headersSent) {
+            x.error = "upstream_reset";
+            x.res.destroy();
+          }
+        },
+        onError(error) {
+          span?.end(undefined, error.code);
+          ticket.done();
+          outcome.failure(error);
+        },
+      },
+    );
+    // An attempt aborted before any answer gets no callback: the abort gives its room back.
+    x.abortUpstream =
+      ticket === NO_TICKET
+        ? abort
+        : () => {
+            ticket.done();
+            abort();
+          };
   }
 
   // Step 7: the upstream's response to the caller, its URLs pointing back through the proxy.
@@ -499,6 +545,8 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       routing: deps.routing(),
       route: undefined,
       upstreamUrl: undefined,
+      upstreamHeaders: undefined,
+      body: undefined,
       principal: undefined,
       caller: undefined,
       tokens: undefined,
