@@ -338,8 +338,29 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     );
   }
 
+  /** Sends one attempt; a fault before the request left gives the room back and fails the attempt. */
   function send(x: Exchange, r: RouteRuntime, bearer: string, ticket: Ticket, outcome: AttemptOutcome): void {
+    try {
+      start(x, r, bearer, ticket, outcome);
+    } catch (err) {
+      ticket.done();
+      outcome.failure(err);
+    }
+  }
+
+  /**
+   * The outcome is told once: an error after the response head (a reset, or the idle sweep cutting a
+   * stalled body) is the response's own business — onClose below — not the attempt's.
+   */
+  function start(
+    x: Exchange,
+    r: RouteRuntime,
+    bearer: string,
+    ticket: Ticket,
+    outcome: AttemptOutcome,
+  ): void {
     const headers = x.upstreamHeaders!;
+    let answered = false;
     x.upstreamStarted = performance.now();
     const span = x.trace?.startUpstream(x.method, x.upstreamUrl!, headers);
     const abort = forwarder.forward(
@@ -358,6 +379,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
           x.upstreamStatus = upstream.statusCode ?? 502;
           // Until the body has been relayed too (see passThrough), the time to the response head.
           x.upstreamMs = performance.now() - x.upstreamStarted!;
+          answered = true;
           outcome.answer(upstream);
         },
         onClose(upstream) {
@@ -374,7 +396,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
         onError(error) {
           span?.end(undefined, error.code);
           ticket.done();
-          outcome.failure(error);
+          if (!answered) outcome.failure(error);
         },
       },
     );

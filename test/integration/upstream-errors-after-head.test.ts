@@ -1,0 +1,121 @@
+// An upstream answer that breaks after its head — a reset, or a body that stalls past timeoutMs — is
+// that response's own failure. When the answer was a 401 or a 429 the proxy is already replaying the
+// request, and the replay's answer is what the caller gets; a broken 2xx cuts the caller's response.
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { DEMO_ROUTES_YAML } from "../../src/demo/stack.ts";
+import { metricValue, type Stack, startStack } from "../helpers/stack.ts";
+
+type Handler = (req: IncomingMessage, res: ServerResponse, nth: number) => void;
+
+/** A proxy whose route /u goes to an upstream answering the nth request to a path with `handler`. */
+async function stackWith(t: TestContext, handler: Handler): Promise<Stack & { hits: () => number }> {
+  let hits = 0;
+  const upstream = createServer((req, res) => {
+    hits++;
+    req.resume();
+    handler(req, res, hits);
+  }).listen(0, "127.0.0.1");
+  await new Promise((resolve) => upstream.once("listening", resolve));
+  t.after(() => upstream.close());
+  t.after(() => upstream.closeAllConnections());
+  const yaml = `${DEMO_ROUTES_YAML}  - prefix: /u
+    upstream: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
+    scope: https://api.powerplatform.com/.default
+    identity: platform-app
+    timeoutMs: 500
+    retryThrottled: { maxWaitMs: 5000, attempts: 3 }
+    access: { anonymous: true }
+`;
+  const stack = await startStack(t, { yaml });
+  return { ...stack, hits: () => hits };
+}
+
+/** A response head and the first byte of a 1,000-byte body, the connection reset `afterMs` later. */
+function headThenReset(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  afterMs: number,
+) {
+  res.writeHead(status, { ...headers, "content-length": "1000" });
+  res.write("{");
+  setTimeout(() => res.socket?.resetAndDestroy(), afterMs);
+}
+
+/** The request's log line once it is written (on the response's close). */
+async function requestLine(stack: Stack, path: string): Promise<Record<string, unknown>> {
+  for (let waited = 0; waited < 5_000; waited += 20) {
+    const line = stack.logs.find((l) => l.includes('"msg":"request"') && l.includes(`"path":"${path}"`));
+    if (line) return JSON.parse(line) as Record<string, unknown>;
+    await sleep(20);
+  }
+  throw new Error(`no request line for ${path}`);
+}
+
+test("a 429 whose connection resets during the pause is still replayed; the caller gets the replay's answer", async (t) => {
+  const stack = await stackWith(t, (_req, res, nth) => {
+    if (nth === 1) headThenReset(res, 429, { "retry-after": "1" }, 30);
+    else res.end("ok");
+  });
+  const res = await stack.call("/u/x");
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "ok");
+  assert.equal(stack.hits(), 2);
+  const line = await requestLine(stack, "/u/x");
+  assert.equal(line.retried, true);
+  assert.equal(line.error, undefined);
+});
+
+test("a 401 whose connection resets while the retry is in flight: the caller gets the retry's answer, no internal error", async (t) => {
+  const stack = await stackWith(t, (_req, res, nth) => {
+    if (nth === 1) headThenReset(res, 401, { "www-authenticate": 'Bearer error="invalid_token"' }, 100);
+    else setTimeout(() => res.end("ok"), 400);
+  });
+  const res = await stack.call("/u/x");
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "ok");
+  const line = await requestLine(stack, "/u/x");
+  assert.equal(line.retried, true);
+  assert.equal(line.error, undefined);
+  assert.ok(!stack.logs.some((l) => l.includes('"msg":"internal error"')), "no internal error logged");
+});
+
+test("a 401 whose body stalls past timeoutMs does not cut the retry's answer", async (t) => {
+  const stack = await stackWith(t, (_req, res, nth) => {
+    if (nth === 1) {
+      res.writeHead(401, { "www-authenticate": 'Bearer error="invalid_token"', "content-length": "1000" });
+      res.write("{"); // and nothing more: the idle sweep cuts it after timeoutMs
+      return;
+    }
+    // The retry's body trickles for longer than timeoutMs, never idle that long.
+    res.writeHead(200, { "content-length": "15" });
+    let sent = 0;
+    const timer = setInterval(() => {
+      res.write("x");
+      if (++sent === 15) {
+        clearInterval(timer);
+        res.end();
+      }
+    }, 100);
+  });
+  const res = await stack.call("/u/x");
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "x".repeat(15));
+});
+
+test("a 200 reset mid-body cuts the caller's response and is logged as upstream_reset", async (t) => {
+  const stack = await stackWith(t, (_req, res) => headThenReset(res, 200, {}, 30));
+  const res = await stack.call("/u/x");
+  assert.equal(res.status, 200);
+  await assert.rejects(res.text(), "the caller never gets a short body that looks complete");
+  const line = await requestLine(stack, "/u/x");
+  assert.equal(line.error, "upstream_reset");
+  const metrics = await stack.metrics();
+  for (const code of ["upstream_unreachable", "upstream_timeout"]) {
+    assert.equal(metricValue(metrics, "entra_proxy_upstream_errors_total", { route: "/u", code }), undefined);
+  }
+});
