@@ -74,6 +74,9 @@ interface Exchange {
   readonly started: number;
   readonly method: string;
   readonly routing: Routing;
+  /** The socket peer's address (IPv4-mapped IPv6 shown as IPv4), and whether it is a trusted proxy. */
+  readonly peer: string;
+  readonly trustedPeer: boolean;
   route: RouteRuntime | undefined;
   /** Where the request goes upstream, decided by the route step. */
   upstreamUrl: URL | undefined;
@@ -137,7 +140,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
 
   // Step 2: the caller's credentials.
   function checkAccess(x: Exchange, r: RouteRuntime): void | Promise<void> {
-    const clientIp = x.routing.clientIp.resolve(x.req.socket.remoteAddress, x.headers["x-forwarded-for"]);
+    const clientIp = x.routing.clientIp.resolve(x.peer, x.headers["x-forwarded-for"]);
     x.clientIp = clientIp;
     const verdict = r.checkAccess(x.headers, clientIp);
     return verdict instanceof Promise
@@ -276,12 +279,10 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   }
 
   function upstreamHeaders(x: Exchange): OutgoingHttpHeaders {
-    const socket = x.req.socket as TLSSocket;
-    const peer = socket.remoteAddress ?? "";
     return requestHeadersFor(x.headers, {
-      clientPeer: normaliseIp(peer),
-      trustedPeer: x.routing.clientIp.isTrusted(peer),
-      proto: socket.encrypted ? "https" : "http",
+      clientPeer: x.peer,
+      trustedPeer: x.trustedPeer,
+      proto: (x.req.socket as TLSSocket).encrypted ? "https" : "http",
       requestId: x.requestId,
     });
   }
@@ -457,10 +458,10 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   }
 
   function proxyBaseFor(x: Exchange): string {
-    const { publicUrl, publicHosts, clientIp } = x.routing;
+    const { publicUrl, publicHosts } = x.routing;
     if (publicUrl) return publicUrl.replace(/\/$/, "");
     const socket = x.req.socket as TLSSocket;
-    const trusted = clientIp.isTrusted(socket.remoteAddress ?? "");
+    const trusted = x.trustedPeer;
     const ownProto = socket.encrypted ? "https" : "http";
     const forwardedHost = trusted ? firstValue(x.headers["x-forwarded-host"]) : undefined;
     const host = (forwardedHost ?? x.headers.host ?? "").toLowerCase();
@@ -530,7 +531,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       upstreamMs: x.upstreamMs === undefined ? undefined : Math.round(x.upstreamMs * 10) / 10,
       identity: x.route?.config.identity,
       principal: x.principal,
-      clientIp: x.clientIp ?? normaliseIp(req.socket.remoteAddress ?? ""),
+      clientIp: x.clientIp ?? x.peer,
       bytesIn: x.bytesIn,
       bytesOut: x.bytesOut,
       consumer: x.consumer,
@@ -557,6 +558,8 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
+    const routing = deps.routing();
+    const peer = normaliseIp(req.socket.remoteAddress ?? "");
     const x: Exchange = {
       req,
       res,
@@ -564,7 +567,9 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       requestId: pickRequestId(req.headers["x-request-id"]),
       started: performance.now(),
       method: req.method ?? "GET",
-      routing: deps.routing(),
+      routing,
+      peer,
+      trustedPeer: routing.clientIp.isTrusted(peer),
       route: undefined,
       upstreamUrl: undefined,
       upstreamHeaders: undefined,
