@@ -21,7 +21,7 @@ function lineFor(i: number): RequestLine {
     status: 200,
     upstreamStatus: 200,
     durationMs: 3.2,
-    upstreamDurationMs: 2.9,
+    upstreamMs: 2.9,
     identity: "platform-app",
     principal: "key:erp-nightly",
     consumer: "erp-nightly",
@@ -29,8 +29,8 @@ function lineFor(i: number): RequestLine {
     bytesIn: 0,
     bytesOut: 1024,
     retried: false,
-    problem: undefined,
-    accessReason: undefined,
+    error: undefined,
+    reason: undefined,
   };
 }
 

@@ -24,8 +24,6 @@ const REDACT_PATHS = [
   'headers["cookie"]',
 ];
 
-/** The top-level keys of REDACT_PATHS: the request line writer censors these as pino's redact does. */
-const REDACTED_KEYS = new Set(REDACT_PATHS.filter((path) => /^\w+$/.test(path)));
 const CENSOR = "[redacted]";
 
 /** Where each logger made by createLogger writes (pino exposes no public way to ask a logger). */
@@ -109,6 +107,9 @@ export function logDestination(file?: string): DestinationStream {
   const writer = pino.destination({
     dest: file ?? 1,
     sync: false,
+    // Handed bytes, sonic-boom writes them as they are; handed a string, it measures it, has fs.write
+    // encode it, and encodes it once more after the write to account for the bytes written.
+    contentMode: "buffer",
     ...(file ? { mkdir: true, append: false } : {}),
   });
   return new BatchedDestination(writer);
@@ -139,9 +140,12 @@ class BatchedDestination implements DestinationStream {
   private chars = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly writer: SonicBoom;
+  /** The writer's `write`: in contentMode "buffer" it takes bytes (sonic-boom's README); its typings name only strings. */
+  private readonly writeBytes: (data: Buffer) => boolean;
 
   constructor(writer: SonicBoom) {
     this.writer = writer;
+    this.writeBytes = writer.write.bind(writer) as unknown as (data: Buffer) => boolean;
     if (!exitHookInstalled) {
       exitHookInstalled = true;
       process.on("exit", () => {
@@ -207,10 +211,10 @@ class BatchedDestination implements DestinationStream {
       const l = lines[i]!;
       if (typeof l !== "string") lines[i] = formatRequestLine(l.line, l.time, l.bindings);
     }
-    const batch = lines.join("");
+    const batch = Buffer.from(lines.join(""));
     this.lines = [];
     this.chars = 0;
-    this.writer.write(batch);
+    this.writeBytes(batch);
   }
 
   private clearTimer(): void {
@@ -220,22 +224,44 @@ class BatchedDestination implements DestinationStream {
 }
 
 /**
- * The per-request line's fields (design.md "Logs"): requestId, route, method, path (without the query,
- * see safePath), status, upstreamStatus, durationMs, identity, principal, retried, error, and whatever
- * the request path adds. Plain values only; undefined ones are left out, as pino leaves them out.
+ * The per-request line (design.md "Logs"), its fields in the order they are written. Undefined ones are
+ * left out, as pino leaves them out. Only these fields are written: nothing else a caller puts on the
+ * object (a header, a key) can reach the log.
  */
-export type RequestLine = Readonly<Record<string, string | number | boolean | undefined>>;
+export interface RequestLine {
+  requestId: string;
+  /** Which listener answered, when not the proxy's own (e.g. forward-auth). */
+  listener?: string | undefined;
+  route: string;
+  method?: string | undefined;
+  /** Without the query (see safePath). */
+  path?: string | undefined;
+  status: number;
+  upstreamStatus?: number | undefined;
+  durationMs: number;
+  upstreamMs?: number | undefined;
+  identity?: string | undefined;
+  principal?: string | undefined;
+  clientIp?: string | undefined;
+  bytesIn?: number | undefined;
+  bytesOut?: number | undefined;
+  consumer?: string | undefined;
+  retried?: boolean | undefined;
+  /** For a refusal or a failure: the problem code, and why access was refused (e.g. invalid_key). */
+  error?: string | undefined;
+  reason?: string | undefined;
+}
 
 /**
  * The writer of the per-request line: exactly the JSON `logger.info({ msg: "request", ...line })`
- * writes (same level, time, bindings, key order, redacted keys), to the destination createLogger gave
- * the logger. pino's general path — redaction with wildcard paths and a key-by-key walk that handles
- * any value — costs several times the rest of the line at thousands of requests a second
- * (scripts/bench-request-log.ts), and the line holds only plain values. With the batched destination
- * the line waits in the batch as its fields and is formatted with the rest of the batch, which costs
- * less than formatting it between the other work of its request. It uses pino's public API only
- * (level and bindings); a logger not made by createLogger, such as the pretty one at a terminal, gets
- * pino's own path.
+ * writes (same level, time, bindings, key order), to the destination createLogger gave the logger.
+ * pino's general path — redaction with wildcard paths and a key-by-key walk that handles any value —
+ * costs several times the rest of the line at thousands of requests a second
+ * (scripts/bench-request-log.ts), and the line holds only named plain values. With the batched
+ * destination the line waits in the batch as its fields and is formatted with the rest of the batch,
+ * which costs less than formatting it between the other work of its request. It uses pino's public
+ * API only (level and bindings); a logger not made by createLogger, such as the pretty one at a
+ * terminal, gets pino's own path.
  */
 export function requestLogger(logger: Logger): (line: RequestLine) => void {
   const destination = destinations.get(logger);
@@ -256,31 +282,42 @@ export function requestLogger(logger: Logger): (line: RequestLine) => void {
   };
 }
 
-function formatRequestLine(line: RequestLine, time: number, bindings: string): string {
-  let json = `{"level":"info"${isoTimeAt(time)}${bindings},"msg":"request"`;
-  for (const key in line) {
-    const value = line[key];
-    let text: string;
-    if (typeof value === "string") text = JSON.stringify(value);
-    else if (typeof value === "number") text = Number.isFinite(value) ? String(value) : "null";
-    else if (typeof value === "boolean") text = value ? "true" : "false";
-    else continue; // undefined, and anything but a plain value (objects could carry secrets unredacted)
-    json += `${keyPrefix(key)}${REDACTED_KEYS.has(key) ? `"${CENSOR}"` : text}`;
-  }
-  return `${json}}\n`;
+function formatRequestLine(l: RequestLine, time: number, bindings: string): string {
+  return (
+    `{"level":"info"${isoTimeAt(time)}${bindings},"msg":"request"` +
+    text(',"requestId":', l.requestId) +
+    text(',"listener":', l.listener) +
+    text(',"route":', l.route) +
+    text(',"method":', l.method) +
+    text(',"path":', l.path) +
+    number(',"status":', l.status) +
+    number(',"upstreamStatus":', l.upstreamStatus) +
+    number(',"durationMs":', l.durationMs) +
+    number(',"upstreamMs":', l.upstreamMs) +
+    text(',"identity":', l.identity) +
+    text(',"principal":', l.principal) +
+    text(',"clientIp":', l.clientIp) +
+    number(',"bytesIn":', l.bytesIn) +
+    number(',"bytesOut":', l.bytesOut) +
+    text(',"consumer":', l.consumer) +
+    flag(',"retried":', l.retried) +
+    text(',"error":', l.error) +
+    text(',"reason":', l.reason) +
+    "}\n"
+  );
 }
 
-/** `,"key":` by key: the request path writes the same few field names on every line. */
-const keyPrefixes = new Map<string, string>();
+function text(key: string, value: string | undefined): string {
+  return value === undefined ? "" : key + JSON.stringify(value);
+}
 
-function keyPrefix(key: string): string {
-  let prefix = keyPrefixes.get(key);
-  if (prefix === undefined) {
-    prefix = `,${JSON.stringify(key)}:`;
-    // Field names come from the code, so they are few; a bound keeps a mistake from growing the map.
-    if (keyPrefixes.size < 256) keyPrefixes.set(key, prefix);
-  }
-  return prefix;
+/** As JSON.stringify writes numbers: NaN and the infinities as null. */
+function number(key: string, value: number | undefined): string {
+  return value === undefined ? "" : key + (Number.isFinite(value) ? String(value) : "null");
+}
+
+function flag(key: string, value: boolean | undefined): string {
+  return value === undefined ? "" : key + (value ? "true" : "false");
 }
 
 /** Removes query values that must never be logged (SAS signatures, codes, keys). */
