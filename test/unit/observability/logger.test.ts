@@ -87,6 +87,28 @@ test("log lines are batched: a partial batch is written within about 250 ms, a f
   (destination as unknown as { end(): void }).end();
 });
 
+test("lines of any length and any characters are written whole and in order across batches", async (t) => {
+  const file = join(await tempDir(t), "mixed.log");
+  const destination = logDestination(file);
+  const logger = createLogger({ level: "info", destination });
+  // Multi-byte characters (2, 3 and 4 bytes of UTF-8) fill batches unevenly; one line is longer than a batch.
+  const texts = ["é".repeat(700), "€".repeat(500), "😀".repeat(300), "x".repeat(2 * BATCH_CHARS), "plain"];
+  const count = 400;
+  for (let n = 0; n < count; n++) logger.info({ msg: "line", n, text: texts[n % texts.length] });
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  const lines = await until(
+    () => linesOf(file),
+    (l) => l.length === count,
+    5000,
+  );
+  assert.deepEqual(
+    lines.map((l) => l.n),
+    Array.from({ length: count }, (_, n) => n),
+  );
+  for (const l of lines) assert.equal(l.text, texts[(l.n as number) % texts.length]);
+  (destination as unknown as { end(): void }).end();
+});
+
 test("lines still in a batch are written when the process exits", async (t) => {
   const dir = await tempDir(t);
   const file = join(dir, "exit.log");
