@@ -29,7 +29,7 @@ import type { DestinationStream } from "pino";
 import { Counter, Histogram } from "prom-client";
 import { configFromYaml, startDemoWorld, trustCaInProcess } from "../src/demo/stack.ts";
 import { createLogger, logDestination } from "../src/observability/logger.ts";
-import { RequestCounts, RouteDurations } from "../src/observability/metrics.ts";
+import { AnsweredRequests } from "../src/observability/metrics.ts";
 import { startProxy } from "../src/server/start.ts";
 import {
   type BenchWorld,
@@ -233,19 +233,18 @@ async function startEntraAuthProxy(
     // What-if only: this child's prom-client updates become no-ops (the registry still serves /metrics).
     Counter.prototype.inc = () => {};
     Histogram.prototype.observe = () => {};
-    RequestCounts.prototype.add = () => {};
-    RouteDurations.prototype.observe = () => {};
+    AnsweredRequests.prototype.record = () => {};
   }
   if (variant === "plus-50us-cpu") {
-    // What-if only: a known extra cost per request (in its duration metric's update), which the
+    // What-if only: a known extra cost per request (where its metrics are recorded), which the
     // bench's measures must see.
-    const observe = RouteDurations.prototype.observe;
-    RouteDurations.prototype.observe = function (route, seconds) {
+    const record = AnsweredRequests.prototype.record;
+    AnsweredRequests.prototype.record = function (route, method, status, consumer, seconds) {
       const until = performance.now() + 0.05;
       while (performance.now() < until) {
         // busy: the cost being priced
       }
-      observe.call(this, route, seconds);
+      record.call(this, route, method, status, consumer, seconds);
     };
   }
   if (!process.env.BENCH_WORLD) throw new Error("proxy needs BENCH_WORLD (the entra child's ready.world)");

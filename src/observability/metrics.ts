@@ -27,10 +27,8 @@ export interface ProxyMetrics {
   tokenRefreshes: Counter<"identity" | "scope" | "result" | "trigger" | "error">;
   tokenRefreshDuration: Histogram<"identity" | "scope">;
   upstream401: Counter<"route">;
-  /** entra_proxy_requests_total: counted by `requests.add`, exposed through prom-client on scrape. */
-  requests: RequestCounts;
-  /** entra_proxy_request_duration_seconds: observed by `requestDuration.observe`, read on scrape. */
-  requestDuration: RouteDurations;
+  /** entra_proxy_requests_total and entra_proxy_request_duration_seconds: `requests.record` once per answered request. */
+  requests: AnsweredRequests;
   upstreamErrors: Counter<"route" | "code">;
   accessDenied: Counter<"route" | "reason">;
   configReloads: Counter<"result">;
@@ -68,14 +66,16 @@ export function createMetrics(
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   const registers = [registry];
-  const requests = new RequestCounts();
-  const requestDuration = new RouteDurations(
+  const requests = new AnsweredRequests(
     new Histogram({
       name: "entra_proxy_request_duration_seconds",
       help: "Time from request to the end of the response, by route.",
       labelNames: ["route"],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
+      collect() {
+        requests.apply();
+      },
     }),
   );
   new Counter({
@@ -84,6 +84,7 @@ export function createMetrics(
     labelNames: ["route", "method", "status", "consumer"],
     registers,
     collect() {
+      requests.apply();
       this.reset();
       for (const [labels, count] of requests.entries()) this.inc(labels, count);
     },
@@ -127,7 +128,6 @@ export function createMetrics(
       registers,
     }),
     requests,
-    requestDuration,
     upstreamErrors: new Counter({
       name: "entra_proxy_upstream_errors_total",
       help: "Requests that failed with a proxy-generated error, by problem code.",
@@ -214,16 +214,55 @@ export function createMetrics(
   return metrics;
 }
 
+/** Answered requests that wait before they are applied (see AnsweredRequests). */
+const PENDING_REQUESTS = 256;
+
 /**
- * Requests answered, by route, method, status and consumer, in plain numbers: the request path adds one
- * with a few map lookups, where prom-client's labelled `inc` validates and hashes the label object on
- * every call. The counter above reads these totals when /metrics is scraped.
+ * entra_proxy_requests_total and entra_proxy_request_duration_seconds, fed once per answered request.
+ * The counts are plain numbers in maps (prom-client's labelled `inc` validates and hashes a label object
+ * on every call; the counter reads these totals on scrape). A request's figures wait in a short list and
+ * are applied 256 at a time, and before anything reads them (a scrape, the status page): applied in a
+ * run, the histogram's and the maps' code and data stay in the CPU's caches, where one request at a
+ * time between the proxy's other work they cost several times as much (docs/performance.md).
  */
-export class RequestCounts {
+export class AnsweredRequests {
   private readonly byRoute = new Map<string, Map<number, Map<string, Map<string, number>>>>();
+  private readonly durations: Histogram<"route">;
+  /** `{ route }` label objects by route, made once. */
+  private readonly routeLabels = new Map<string, { route: string }>();
+  private pending = 0;
+  private readonly routes: string[] = [];
+  private readonly methods: string[] = [];
+  private readonly statuses: number[] = [];
+  private readonly consumers: string[] = [];
+  private readonly seconds: number[] = [];
+
+  constructor(durations: Histogram<"route">) {
+    this.durations = durations;
+  }
 
   /** `consumer`: a consumer or API key name from the config, else "-". */
-  add(route: string, method: string, status: number, consumer = "-"): void {
+  record(route: string, method: string, status: number, consumer: string | undefined, seconds: number): void {
+    const i = this.pending++;
+    this.routes[i] = route;
+    this.methods[i] = method;
+    this.statuses[i] = status;
+    this.consumers[i] = consumer ?? "-";
+    this.seconds[i] = seconds;
+    if (this.pending === PENDING_REQUESTS) this.apply();
+  }
+
+  /** Applies what is waiting; every reader calls this first. */
+  apply(): void {
+    for (let i = 0; i < this.pending; i++) {
+      const route = this.routes[i]!;
+      this.count(route, this.methods[i]!, this.statuses[i]!, this.consumers[i]!);
+      this.durations.observe(this.labelsOf(route), this.seconds[i]!);
+    }
+    this.pending = 0;
+  }
+
+  private count(route: string, method: string, status: number, consumer: string): void {
     let byStatus = this.byRoute.get(route);
     if (byStatus === undefined) {
       byStatus = new Map();
@@ -242,8 +281,20 @@ export class RequestCounts {
     byConsumer.set(consumer, (byConsumer.get(consumer) ?? 0) + 1);
   }
 
+  private labelsOf(route: string): { route: string } {
+    let labels = this.routeLabels.get(route);
+    if (labels === undefined) {
+      labels = { route };
+      // Route labels come from the config (and "unmatched"), so they are few; a bound keeps reloads from growing the map.
+      if (this.routeLabels.size >= 1024) this.routeLabels.clear();
+      this.routeLabels.set(route, labels);
+    }
+    return labels;
+  }
+
   /** Requests answered and how many of them were 5xx, per route (for the status page). */
   perRoute(): Map<string, { requests: number; serverErrors: number }> {
+    this.apply();
     const out = new Map<string, { requests: number; serverErrors: number }>();
     for (const [route, byStatus] of this.byRoute) {
       const totals = { requests: 0, serverErrors: 0 };
@@ -260,6 +311,7 @@ export class RequestCounts {
     return out;
   }
 
+  /** The request counts by label set (call apply first). */
   *entries(): Iterable<[{ route: string; method: string; status: string; consumer: string }, number]> {
     for (const [route, byStatus] of this.byRoute) {
       for (const [status, byMethod] of byStatus) {
@@ -270,21 +322,5 @@ export class RequestCounts {
         }
       }
     }
-  }
-}
-
-/**
- * entra_proxy_request_duration_seconds observed by route name: the request path passes the route as a
- * string, and this is the one place that turns it into prom-client's label object.
- */
-export class RouteDurations {
-  private readonly histogram: Histogram<"route">;
-
-  constructor(histogram: Histogram<"route">) {
-    this.histogram = histogram;
-  }
-
-  observe(route: string, seconds: number): void {
-    this.histogram.observe({ route }, seconds);
   }
 }

@@ -513,8 +513,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const seconds = (performance.now() - x.started) / 1000;
     // 499 (as nginx logs it): the caller closed its connection before any response.
     const status = res.headersSent ? res.statusCode : 499;
-    metrics.requests.add(label, method, status, x.consumer);
-    metrics.requestDuration.observe(label, seconds);
+    metrics.requests.record(label, method, status, x.consumer, seconds);
     if (x.route) x.route.state.inFlight--;
     responding.delete(req.socket);
     x.trace?.end(label, status, x.error);

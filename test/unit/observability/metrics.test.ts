@@ -46,8 +46,7 @@ test("request metrics render exactly as prom-client's own Counter and Histogram 
     ]);
   }
   for (const [route, method, status, seconds, consumer] of requests) {
-    metrics.requests.add(route, method, status, consumer === "-" ? undefined : consumer);
-    metrics.requestDuration.observe(route, seconds);
+    metrics.requests.record(route, method, status, consumer === "-" ? undefined : consumer, seconds);
     counter.inc({ route, method, status: String(status), consumer });
     histogram.observe({ route }, seconds);
   }
@@ -58,10 +57,37 @@ test("request metrics render exactly as prom-client's own Counter and Histogram 
     assert.equal(sortLines(ours), sortLines(theirs), name);
   }
   // Counts accumulate across scrapes; they are not reset by reading.
-  metrics.requests.add("/powerplatform", "GET", 200);
+  metrics.requests.record("/powerplatform", "GET", 200, undefined, 0.1);
   const again = await family(metrics.registry, "entra_proxy_requests_total");
   counter.inc({ route: "/powerplatform", method: "GET", status: "200", consumer: "-" });
   assert.equal(sortLines(again), sortLines(await family(reference, "entra_proxy_requests_total")));
+});
+
+test("a single answered request is seen at once by a scrape of either family and by the per-route counts", async () => {
+  for (const reader of ["requests_total", "duration", "perRoute"] as const) {
+    const metrics = createMetrics(() => [], { defaultMetrics: false });
+    metrics.requests.record("/lcs", "GET", 503, "erp", 0.02);
+    if (reader === "perRoute") {
+      assert.deepEqual(metrics.requests.perRoute().get("/lcs"), { requests: 1, serverErrors: 1 });
+    } else if (reader === "requests_total") {
+      assert.match(
+        await family(metrics.registry, "entra_proxy_requests_total"),
+        /entra_proxy_requests_total\{route="\/lcs",method="GET",status="503",consumer="erp"\} 1/,
+      );
+    } else {
+      assert.match(
+        await family(metrics.registry, "entra_proxy_request_duration_seconds"),
+        /entra_proxy_request_duration_seconds_count\{route="\/lcs"\} 1/,
+      );
+    }
+    // Several hundred later ones, past the point where they are applied on their own, are counted once each.
+    for (let i = 0; i < 700; i++) metrics.requests.record("/lcs", "GET", 200, "erp", 0.01);
+    assert.deepEqual(metrics.requests.perRoute().get("/lcs"), { requests: 701, serverErrors: 1 });
+    assert.match(
+      await family(metrics.registry, "entra_proxy_request_duration_seconds"),
+      /entra_proxy_request_duration_seconds_count\{route="\/lcs"\} 701/,
+    );
+  }
 });
 
 test("every metric in the registry is one of prom-client's own types", () => {
