@@ -286,23 +286,23 @@ function formatRequestLine(l: RequestLine, time: number, bindings: string): stri
   return (
     `{"level":"info"${isoTimeAt(time)}${bindings},"msg":"request"` +
     text(',"requestId":', l.requestId) +
-    text(',"listener":', l.listener) +
-    text(',"route":', l.route) +
-    text(',"method":', l.method) +
+    LISTENER.format(l.listener) +
+    ROUTE.format(l.route) +
+    METHOD.format(l.method) +
     text(',"path":', l.path) +
     number(',"status":', l.status) +
     number(',"upstreamStatus":', l.upstreamStatus) +
     number(',"durationMs":', l.durationMs) +
     number(',"upstreamMs":', l.upstreamMs) +
-    text(',"identity":', l.identity) +
-    text(',"principal":', l.principal) +
-    text(',"clientIp":', l.clientIp) +
+    IDENTITY.format(l.identity) +
+    PRINCIPAL.format(l.principal) +
+    CLIENT_IP.format(l.clientIp) +
     number(',"bytesIn":', l.bytesIn) +
     number(',"bytesOut":', l.bytesOut) +
-    text(',"consumer":', l.consumer) +
+    CONSUMER.format(l.consumer) +
     flag(',"retried":', l.retried) +
-    text(',"error":', l.error) +
-    text(',"reason":', l.reason) +
+    ERROR.format(l.error) +
+    REASON.format(l.reason) +
     "}\n"
   );
 }
@@ -310,6 +310,38 @@ function formatRequestLine(l: RequestLine, time: number, bindings: string): stri
 function text(key: string, value: string | undefined): string {
   return value === undefined ? "" : key + JSON.stringify(value);
 }
+
+/** A field whose values repeat line after line (names from the config, addresses, codes): each is escaped once. */
+class RepeatedField {
+  private readonly key: string;
+  private readonly written = new Map<string, string>();
+
+  constructor(name: string) {
+    this.key = `,"${name}":`;
+  }
+
+  format(value: string | undefined): string {
+    if (value === undefined) return "";
+    let field = this.written.get(value);
+    if (field === undefined) {
+      field = this.key + JSON.stringify(value);
+      // A bound keeps values that do not repeat (a caller's odd method, many addresses) from growing it.
+      if (this.written.size >= 1024) this.written.clear();
+      this.written.set(value, field);
+    }
+    return field;
+  }
+}
+
+const LISTENER = new RepeatedField("listener");
+const ROUTE = new RepeatedField("route");
+const METHOD = new RepeatedField("method");
+const IDENTITY = new RepeatedField("identity");
+const PRINCIPAL = new RepeatedField("principal");
+const CLIENT_IP = new RepeatedField("clientIp");
+const CONSUMER = new RepeatedField("consumer");
+const ERROR = new RepeatedField("error");
+const REASON = new RepeatedField("reason");
 
 /** As JSON.stringify writes numbers: NaN and the infinities as null. */
 function number(key: string, value: number | undefined): string {
