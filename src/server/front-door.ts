@@ -30,7 +30,7 @@ import {
 import type { Router } from "../proxy/router.ts";
 import { accessRefusal, upstreamFor } from "./admission.ts";
 import { writeProblem } from "./problem.ts";
-import { isReplayable, readBody } from "./request-body.ts";
+import { declaresBody, isReplayable, readBody } from "./request-body.ts";
 import { type RouteRuntime, workflowPathOf } from "./route-runtime.ts";
 
 /** What a config reload swaps in one assignment, so a request sees either the old or the new set. */
@@ -495,8 +495,9 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       return;
     }
     if (deps.draining()) res.setHeader("connection", "close");
-    // A body left unread (too large, stalled, refused before it was read) ends the connection.
-    const unreadBody = !req.complete;
+    // A body left unread (too large, stalled, refused before it was read) ends the connection. A request
+    // without a body keeps it, even when answered before Node has seen the end of its message.
+    const unreadBody = !req.complete && declaresBody(req);
     if (unreadBody) {
       // Node ends the connection after this response; destroying it only after a linger lets a caller
       // still uploading read the answer instead of a reset.

@@ -28,14 +28,20 @@ export function tooLarge(maxBytes: number): ProxyError {
   return new ProxyError("payload_too_large", `request body exceeds ${maxBytes} bytes`);
 }
 
+/** Whether the caller declared a body: a Transfer-Encoding, or a Content-Length other than 0. */
+export function declaresBody(req: IncomingMessage): boolean {
+  const declared = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (declared !== undefined && declared !== "0");
+}
+
 /** The body as the caller declared it: refuses what must not be forwarded before anything is read. */
 export function declaredBody(
   req: IncomingMessage,
   limits: BodyLimits,
 ): { length: number | undefined } | undefined {
+  if (!declaresBody(req)) return undefined;
   const chunked = req.headers["transfer-encoding"] !== undefined;
   const declared = req.headers["content-length"];
-  if (!chunked && (declared === undefined || declared === "0")) return undefined;
   const method = req.method ?? "GET";
   if (NO_BODY_METHODS.has(method)) {
     throw new ProxyError("bad_request", `a request body is not accepted on ${method}`);

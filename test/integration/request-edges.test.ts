@@ -3,6 +3,7 @@
 // in-flight limits survive reloads, caller-claimed identity headers are dropped, rewritten URLs never
 // come from an untrusted Host, and absolute-form targets never reach the log.
 import assert from "node:assert/strict";
+import http from "node:http";
 import { type TestContext, test } from "node:test";
 import { DEMO_ROUTES_YAML, demoConfig } from "../../src/demo/stack.ts";
 import { chunked, sendRaw } from "../helpers/raw-http.ts";
@@ -77,6 +78,41 @@ test("a caller stalled inside a small body gets 408 and frees its route slot; th
     stack.world.mocks.powerplatform.requests.every((r) => r.method === "GET"),
     "no stalled body went upstream whole",
   );
+});
+
+test("refusals of requests without a body keep the caller's connection open for its next request", async (t) => {
+  const stack = await startStack(t);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const get = (path: string, headers: Record<string, string>) =>
+    new Promise<{ status: number; reused: boolean; connection: string | undefined }>((resolve, reject) => {
+      const req = http.get(`${stack.proxy.proxyUrl}${path}`, { agent, headers }, (res) => {
+        res.resume();
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            reused: req.reusedSocket,
+            connection: res.headers.connection,
+          }),
+        );
+      });
+      req.on("error", reject);
+    });
+  const key = stack.world.secrets.apiKey;
+  const answers = [
+    await get("/powerplatform/x", {}), // 401: no key
+    await get("/powerplatform/x", { "x-api-key": "wrong" }), // 403: invalid key
+    await get("/nowhere", { "x-api-key": key }), // 404: no route
+    await get("/powerplatform/x", { "x-api-key": key }), // 200
+  ];
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    [401, 403, 404, 200],
+  );
+  for (const [i, a] of answers.entries()) {
+    assert.notEqual(a.connection, "close", `answer ${i} keeps the connection`);
+    if (i > 0) assert.ok(a.reused, `request ${i} went over the same connection`);
+  }
 });
 
 test("callers that leave while their token is acquired send nothing upstream, and are logged with 499", async (t) => {
