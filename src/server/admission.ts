@@ -21,7 +21,7 @@ export function upstreamFor(match: RouteMatch<RouteRuntime>, method: string): UR
     if (!r.state.isStatusUrl(pathAndQuery)) {
       throw new ProxyError("bad_path", "not a status URL this flow returned");
     }
-    return joinUrl(r.workflowRoot, pathAndQuery.slice(WORKFLOW_SEGMENT.length));
+    return r.workflowBase!.join(pathAndQuery.slice(WORKFLOW_SEGMENT.length));
   }
   if (!r.methods.has(method)) {
     throw new ProxyError("method_not_allowed", `${method} is not allowed on this route`, {
@@ -32,7 +32,7 @@ export function upstreamFor(match: RouteMatch<RouteRuntime>, method: string): UR
     throw new ProxyError("bad_path", "this path is not in the route's allowlist");
   }
   const pinned = r.config.pinnedQuery;
-  return joinUrl(r.target, match.rest + (pinned ? withPinnedQuery(match.query, pinned) : match.query));
+  return r.targetBase.join(match.rest + (pinned ? withPinnedQuery(match.query, pinned) : match.query));
 }
 
 /** The problem a refused access decision is answered with. */
@@ -47,16 +47,4 @@ export function accessRefusal(decision: Extract<AccessDecision, { allowed: false
         ? "the keys to verify the caller's token cannot be fetched"
         : "access denied";
   return new ProxyError(decision.code, message, { headers });
-}
-
-/**
- * The upstream URL for a path after the prefix: joined as text, so a path starting with "//" stays a
- * path on the upstream's host instead of naming another host.
- */
-function joinUrl(base: URL, pathAndQuery: string): URL {
-  const basePath = base.pathname === "/" ? "" : base.pathname.replace(/\/$/, "");
-  const url = new URL(`${base.origin}${basePath}${pathAndQuery}`);
-  if (url.origin !== base.origin)
-    throw new ProxyError("bad_path", "the path would leave the route's upstream");
-  return url;
 }

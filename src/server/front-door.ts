@@ -30,7 +30,7 @@ import {
 import type { Router } from "../proxy/router.ts";
 import { accessRefusal, upstreamFor } from "./admission.ts";
 import { writeProblem } from "./problem.ts";
-import { declaresBody, isReplayable, readBody } from "./request-body.ts";
+import { declaresBody, isReplayable, NO_BODY, readBody } from "./request-body.ts";
 import { type RouteRuntime, workflowPathOf } from "./route-runtime.ts";
 
 /** What a config reload swaps in one assignment, so a request sees either the old or the new set. */
@@ -178,6 +178,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
 
   // Step 4: the body, in the form it is forwarded in.
   function takeBody(x: Exchange, r: RouteRuntime): OutgoingBody | Promise<OutgoingBody> {
+    if (!declaresBody(x.req)) return NO_BODY;
     const limits = {
       maxBytes: r.config.maxBodyBytes,
       idleMs: r.config.timeoutMs,

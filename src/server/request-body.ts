@@ -14,7 +14,7 @@ import type { OutgoingBody } from "../proxy/forward.ts";
 export const REPLAY_LIMIT_BYTES = 64 * 1024;
 
 const NO_BODY_METHODS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
-const NONE: OutgoingBody = { kind: "none" };
+export const NO_BODY: OutgoingBody = { kind: "none" };
 
 export interface BodyLimits {
   maxBytes: number;
@@ -66,7 +66,7 @@ export function readBody(
   onStreamFault: (error: ProxyError) => void,
 ): OutgoingBody | Promise<OutgoingBody> {
   const declared = declaredBody(req, limits);
-  if (declared === undefined) return NONE;
+  if (declared === undefined) return NO_BODY;
   const { length } = declared;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];

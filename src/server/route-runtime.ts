@@ -5,6 +5,7 @@ import type { AccessCheck } from "../access/check.ts";
 import type { OboTokenCache } from "../auth/obo-tokens.ts";
 import type { BearerTokens } from "../auth/tokens.ts";
 import type { RouteConfig } from "../config/types.ts";
+import { ProxyError } from "../errors.ts";
 import type { RouteLimits } from "../limits/limits.ts";
 import { WORKFLOW_SEGMENT, workflowRootOf } from "../proxy/rewrite.ts";
 import { compilePathAllowlist } from "../proxy/router.ts";
@@ -61,8 +62,11 @@ export interface RouteRuntime {
   /** Metric/log label: the prefix. */
   label: string;
   target: URL;
+  /** Where paths after the prefix are joined to `target`. */
+  targetBase: UpstreamBase;
   /** flow routes: the workflow's root, reached only for status URLs the flow returned. */
   workflowRoot: URL | undefined;
+  workflowBase: UpstreamBase | undefined;
   methods: ReadonlySet<string>;
   allowPath: ((rest: string) => boolean) | undefined;
   checkAccess: AccessCheck;
@@ -87,12 +91,16 @@ export interface RouteParts {
 
 export function routeRuntime(config: RouteConfig, parts: RouteParts): RouteRuntime {
   const { checkAccess, tokens, obo, state, limits } = parts;
+  const target = new URL(config.upstream);
+  const workflowRoot = config.service === "flow" ? workflowRootOf(new URL(config.upstream)) : undefined;
   return {
     config,
     prefix: config.prefix,
     label: config.prefix,
-    target: new URL(config.upstream),
-    workflowRoot: config.service === "flow" ? workflowRootOf(new URL(config.upstream)) : undefined,
+    target,
+    targetBase: new UpstreamBase(target),
+    workflowRoot,
+    workflowBase: workflowRoot && new UpstreamBase(workflowRoot),
     methods: new Set(config.methods),
     allowPath: compilePathAllowlist(config.paths),
     checkAccess,
@@ -101,6 +109,31 @@ export function routeRuntime(config: RouteConfig, parts: RouteParts): RouteRunti
     state,
     limits,
   };
+}
+
+/** An upstream base URL as text, made once per route, that paths after the prefix are joined to. */
+export class UpstreamBase {
+  /** Origin and base path, without a trailing slash. */
+  private readonly text: string;
+  /** How every URL on the base's origin begins. */
+  private readonly originSlash: string;
+
+  constructor(base: URL) {
+    this.text = base.origin + (base.pathname === "/" ? "" : base.pathname.replace(/\/$/, ""));
+    this.originSlash = `${base.origin}/`;
+  }
+
+  /**
+   * The upstream URL for a path after the prefix (with query): joined as text, so a path starting with
+   * "//" stays a path on the upstream's host instead of naming another host.
+   */
+  join(pathAndQuery: string): URL {
+    const url = new URL(this.text + pathAndQuery);
+    if (!url.href.startsWith(this.originSlash)) {
+      throw new ProxyError("bad_path", "the path would leave the route's upstream");
+    }
+    return url;
+  }
 }
 
 /** An on-behalf-of route has no token of its own: only its callers' (never reached: see front-door attachToken). */
