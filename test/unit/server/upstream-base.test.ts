@@ -8,7 +8,10 @@ test("paths after the prefix join the upstream's base path, query kept", () => {
   assert.equal(base.join("/x/y?a=1").href, "https://api.example/base/x/y?a=1");
   assert.equal(base.join("").href, "https://api.example/base");
   assert.equal(new UpstreamBase(new URL("https://api.example")).join("").href, "https://api.example/");
-  assert.equal(new UpstreamBase(new URL("http://127.0.0.1:8080/")).join("/a").href, "http://127.0.0.1:8080/a");
+  assert.equal(
+    new UpstreamBase(new URL("http://127.0.0.1:8080/")).join("/a").href,
+    "http://127.0.0.1:8080/a",
+  );
 });
 
 test("a joined path never names another host", () => {
