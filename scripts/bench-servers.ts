@@ -68,6 +68,7 @@ const SERVER_OPTIONS: http.ServerOptions = {
   requestTimeout: 0,
   keepAliveTimeout: 65_000,
   maxHeaderSize: 32 * 1024,
+  optimizeEmptyRequests: true,
 };
 
 function listen(server: http.Server): Promise<string> {

@@ -267,6 +267,8 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     requestTimeout: 0, // long uploads are bounded by per-route limits, not a global clock
     keepAliveTimeout: 65_000, // longer than common load balancers' idle timeout
     maxHeaderSize: 32 * 1024,
+    // A request that declares no body starts with its body stream already ended: no stream events for it.
+    optimizeEmptyRequests: true,
   };
   const tls = config.listen.tls;
   const proxyServer = tls
