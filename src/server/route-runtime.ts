@@ -92,7 +92,7 @@ export interface RouteParts {
 export function routeRuntime(config: RouteConfig, parts: RouteParts): RouteRuntime {
   const { checkAccess, tokens, obo, state, limits } = parts;
   const target = new URL(config.upstream);
-  const workflowRoot = config.service === "flow" ? workflowRootOf(new URL(config.upstream)) : undefined;
+  const workflowRoot = config.service === "flow" ? workflowRootOf(target) : undefined;
   return {
     config,
     prefix: config.prefix,
