@@ -37,9 +37,18 @@ export class ClientIpResolver {
     return peer !== undefined && this.trusted !== undefined && contains(this.trusted, peer);
   }
 
+  /** The caller's address for a socket address as Node reports it (see `clientOf`). */
   resolve(peer: string | undefined, forwardedFor: string | string[] | undefined): string {
     const socketPeer = normaliseIp(peer ?? "");
-    if (!this.isTrusted(socketPeer) || forwardedFor === undefined) return socketPeer;
+    return this.clientOf(socketPeer, this.isTrusted(socketPeer), forwardedFor);
+  }
+
+  /**
+   * The caller's address for a socket peer already normalised and checked with `isTrusted`: the peer
+   * itself, or for a trusted one the right-most X-Forwarded-For hop that is not trusted.
+   */
+  clientOf(socketPeer: string, trusted: boolean, forwardedFor: string | string[] | undefined): string {
+    if (!trusted || forwardedFor === undefined) return socketPeer;
     const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(",") : forwardedFor)
       .split(",")
       .map((h) => normaliseIp(h.trim()))

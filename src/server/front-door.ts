@@ -140,7 +140,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
 
   // Step 2: the caller's credentials.
   function checkAccess(x: Exchange, r: RouteRuntime): void | Promise<void> {
-    const clientIp = x.routing.clientIp.resolve(x.peer, x.headers["x-forwarded-for"]);
+    const clientIp = x.routing.clientIp.clientOf(x.peer, x.trustedPeer, x.headers["x-forwarded-for"]);
     x.clientIp = clientIp;
     const verdict = r.checkAccess(x.headers, clientIp);
     return verdict instanceof Promise
