@@ -77,6 +77,9 @@ export function sendWithLinkRewrite(
 
   const chunks: Buffer[] = [];
   let size = 0;
+  // While the body is held the caller may be answered otherwise (its own body refused) or leave:
+  // then nothing more is written to it.
+  const answeredElsewhere = () => res.headersSent || res.destroyed;
   const onData = (chunk: Buffer) => {
     size += chunk.length;
     chunks.push(chunk);
@@ -84,6 +87,11 @@ export function sendWithLinkRewrite(
       // Larger than the cap after all (chunked): send what we hold, then stream the rest as is.
       upstream.off("data", onData);
       upstream.off("end", onEnd);
+      if (answeredElsewhere()) {
+        chunks.length = 0;
+        upstream.resume();
+        return;
+      }
       upstream.pause();
       res.writeHead(status, upstream.statusMessage, headers);
       for (const c of chunks) res.write(c);
@@ -93,6 +101,7 @@ export function sendWithLinkRewrite(
     }
   };
   const send = (body: Buffer, result: LinkRewriteResult) => {
+    if (answeredElsewhere()) return;
     const sent: OutgoingHttpHeaders = { ...headers, "content-length": String(body.length) };
     delete sent["transfer-encoding"];
     res.writeHead(status, upstream.statusMessage, sent);

@@ -35,7 +35,16 @@ interface Relayed {
 async function relay(
   t: { after(fn: () => void): void },
   answer: (res: ServerResponse) => void,
-  { method = "GET", maxBytes }: { method?: string; maxBytes?: number } = {},
+  {
+    method = "GET",
+    maxBytes,
+    meanwhile,
+  }: {
+    method?: string;
+    maxBytes?: number;
+    /** Runs right after sendWithLinkRewrite took the upstream answer (e.g. answers the caller itself). */
+    meanwhile?: (up: IncomingMessage, res: ServerResponse) => void;
+  } = {},
 ): Promise<Relayed> {
   const upstream = createServer((_req, res) => answer(res)).listen(0, "127.0.0.1");
   let result: LinkRewriteResult | undefined;
@@ -53,6 +62,7 @@ async function relay(
         },
         { method: req.method, ...(maxBytes === undefined ? {} : { maxBytes }) },
       );
+      meanwhile?.(up, res);
     }).end();
   }).listen(0, "127.0.0.1");
   t.after(() => {
@@ -242,6 +252,32 @@ test("a compressed body that decodes to more than the cap is sent as it came", a
   );
   assert.equal(got.result, "too_large");
   assert.ok(got.body.equals(packed));
+});
+
+test("a caller answered otherwise while the body is held (its upload refused) gets nothing more, and nothing throws", async (t) => {
+  const page = Buffer.from(`{"value":[1],"@odata.nextLink":"https://api.powerapps.com/next?p=2"}`);
+  const refuse = (res: ServerResponse) => res.writeHead(413, { "content-type": "text/plain" }).end("refused");
+  // Compressed: the answer comes while the held body is being decoded, off the event loop.
+  const packed = gzipSync(page);
+  const whileDecoding = await relay(
+    t,
+    chunked(packed, { "content-type": "application/json", "content-encoding": "gzip" }),
+    { meanwhile: (up, res) => up.once("end", () => refuse(res)) },
+  );
+  assert.equal(whileDecoding.status, 413);
+  assert.equal(whileDecoding.body.toString(), "refused");
+  assert.equal(whileDecoding.result, undefined, "no rewrite reported for a response never sent");
+  // Plain, growing past the cap while the caller has already been answered.
+  const overCap = await relay(
+    t,
+    chunked(Buffer.from(`["${"x".repeat(5000)}"]`), { "content-type": "application/json" }),
+    {
+      maxBytes: 1000,
+      meanwhile: (_up, res) => refuse(res),
+    },
+  );
+  assert.equal(overCap.status, 413);
+  assert.equal(overCap.body.toString(), "refused");
 });
 
 test("a coding that is not known is passed through untouched", async (t) => {
