@@ -31,8 +31,11 @@ export interface UpstreamRequest {
 
 export interface UpstreamHandlers {
   onResponse(upstream: IncomingMessage): void;
-  /** The upstream response closed (`upstream.complete` tells whether its body arrived whole). */
-  onClose?(upstream: IncomingMessage): void;
+  /**
+   * The upstream response closed (`upstream.complete` tells whether its body arrived whole; `timedOut`,
+   * whether the idle sweep cut it).
+   */
+  onClose?(upstream: IncomingMessage, timedOut: boolean): void;
   onError(error: ProxyError): void;
 }
 
@@ -132,7 +135,7 @@ export class Forwarder {
     // (`on`, not `once`: close is emitted once, and once() wraps every listener.)
     upstream.on("close", () => {
       this.untrack(ctx);
-      ctx.handlers.onClose?.(upstream);
+      ctx.handlers.onClose?.(upstream, ctx.timedOut);
     });
     ctx.handlers.onResponse(upstream);
   }

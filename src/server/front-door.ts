@@ -384,15 +384,19 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
           answered = true;
           outcome.answer(upstream);
         },
-        onClose(upstream) {
+        onClose(upstream, timedOut) {
           span?.end(upstream.statusCode);
           ticket.done();
-          // A 401 answer dropped for the retry closes later; only the relayed response counts.
-          if (upstream !== x.relayed) return;
-          // An upstream that dies mid-body must not leave the caller with a short body that looks complete.
-          if (!upstream.complete && x.res.headersSent) {
+          // A 401 answer dropped for the retry closes later; only the relayed response counts. A
+          // response the proxy ended itself (the caller's body refused) is left as it is.
+          if (upstream !== x.relayed || upstream.complete || x.res.writableEnded) return;
+          // An upstream that dies mid-body must not leave the caller with a short body that looks
+          // complete, nor with no answer at all while a body held for link rewriting was arriving.
+          if (x.res.headersSent) {
             x.error = "upstream_reset";
             x.res.destroy();
+          } else {
+            fail(x, brokenOff(timedOut, r.config.timeoutMs));
           }
         },
         onError(error) {
@@ -627,6 +631,13 @@ function hasRewritableHeader(headers: OutgoingHttpHeaders): boolean {
     headers["operation-location"] !== undefined ||
     headers["azure-asyncoperation"] !== undefined
   );
+}
+
+/** Why an upstream response whose head had arrived ended before its body did. */
+function brokenOff(timedOut: boolean, timeoutMs: number): ProxyError {
+  return timedOut
+    ? new ProxyError("upstream_timeout", `the upstream's body stalled for ${timeoutMs} ms`)
+    : new ProxyError("upstream_unreachable", "the upstream's response broke off before it was complete");
 }
 
 function firstValue(header: string | string[] | undefined): string | undefined {

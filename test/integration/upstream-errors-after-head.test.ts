@@ -12,7 +12,11 @@ import { metricValue, type Stack, startStack } from "../helpers/stack.ts";
 type Handler = (req: IncomingMessage, res: ServerResponse, nth: number) => void;
 
 /** A proxy whose route /u goes to an upstream answering the nth request to a path with `handler`. */
-async function stackWith(t: TestContext, handler: Handler): Promise<Stack & { hits: () => number }> {
+async function stackWith(
+  t: TestContext,
+  handler: Handler,
+  routeOptions = "",
+): Promise<Stack & { hits: () => number }> {
   let hits = 0;
   const upstream = createServer((req, res) => {
     hits++;
@@ -29,7 +33,7 @@ async function stackWith(t: TestContext, handler: Handler): Promise<Stack & { hi
     timeoutMs: 500
     retryThrottled: { maxWaitMs: 5000, attempts: 3 }
     access: { anonymous: true }
-`;
+${routeOptions}`;
   const stack = await startStack(t, { yaml });
   return { ...stack, hits: () => hits };
 }
@@ -117,5 +121,33 @@ test("a 200 reset mid-body cuts the caller's response and is logged as upstream_
   const metrics = await stack.metrics();
   for (const code of ["upstream_unreachable", "upstream_timeout"]) {
     assert.equal(metricValue(metrics, "entra_proxy_upstream_errors_total", { route: "/u", code }), undefined);
+  }
+});
+
+test("rewriteLinks: a body held for rewriting that breaks off or stalls gets the caller a 502 or 504, not silence", async (t) => {
+  const json = { "content-type": "application/json" };
+  for (const [name, handler, status, code] of [
+    ["reset", (res: ServerResponse) => headThenReset(res, 200, json, 30), 502, "upstream_unreachable"],
+    [
+      "stall",
+      (res: ServerResponse) => {
+        res.writeHead(200, { ...json, "content-length": "1000" });
+        res.write("{"); // and nothing more: the idle sweep cuts it after timeoutMs
+      },
+      504,
+      "upstream_timeout",
+    ],
+  ] as const) {
+    await t.test(name, async (t) => {
+      const stack = await stackWith(t, (_req, res) => handler(res), "    rewriteLinks: true\n");
+      const res = await stack.call("/u/x");
+      assert.equal(res.status, status);
+      assert.equal(((await res.json()) as { code: string }).code, code);
+      const line = await requestLine(stack, "/u/x");
+      assert.equal(line.error, code);
+      const metrics = await stack.metrics();
+      assert.equal(metricValue(metrics, "entra_proxy_upstream_errors_total", { route: "/u", code }), 1);
+      assert.equal(metricValue(metrics, "entra_proxy_in_flight_requests", { route: "/u" }), 0);
+    });
   }
 });
