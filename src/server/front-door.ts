@@ -56,8 +56,11 @@ export interface FrontDoorDeps {
 
 export interface FrontDoor {
   handle(req: IncomingMessage, res: ServerResponse): void;
-  /** Whether a response is being written on this socket (a parse error there must not answer inside it). */
-  isResponding(socket: Duplex): boolean;
+  /**
+   * Whether a request received on this socket has a response not yet closed. A parse error there must
+   * not be answered: the answer would land inside that response, or be read as the answer to it.
+   */
+  hasOpenRequests(socket: Duplex): boolean;
 }
 
 /** How long a connection whose body was refused unread may linger before it is destroyed. */
@@ -124,8 +127,8 @@ class CallerGone extends Error {
 
 export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   const { forwarder, metrics, logger, events } = deps;
-  /** Sockets whose response head has been written and whose response has not closed yet. */
-  const responding = new WeakSet<Duplex>();
+  /** Per socket, the requests received whose responses have not closed (pipelined requests queue up). */
+  const openRequests = new WeakMap<Duplex, number>();
   const requestLog = requestLogger(logger);
 
   // Step 1: the route, and whether this method and path may use it.
@@ -423,7 +426,6 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       return;
     }
     x.relayed = upstream;
-    responding.add(x.req.socket);
     const headers = responseHeaders(upstream, r.target.hostname);
     headers["x-request-id"] = x.requestId;
     if (deps.draining()) headers.connection = "close";
@@ -521,7 +523,9 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const status = res.headersSent ? res.statusCode : 499;
     metrics.requests.record(label, method, status, x.consumer, seconds);
     if (x.route) x.route.state.inFlight--;
-    responding.delete(req.socket);
+    const open = openRequests.get(req.socket)! - 1;
+    if (open === 0) openRequests.delete(req.socket);
+    else openRequests.set(req.socket, open);
     x.trace?.end(label, status, x.error);
     const target = req.url ?? "";
     requestLog({
@@ -597,6 +601,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       relayed: undefined,
       trace: deps.tracing?.startRequest(req.method ?? "GET", req.headers),
     };
+    openRequests.set(req.socket, (openRequests.get(req.socket) ?? 0) + 1);
     res.on("close", () => {
       if (!res.writableFinished) x.callerGone = true;
       record(x);
@@ -608,7 +613,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     }
   }
 
-  return { handle, isResponding: (socket) => responding.has(socket) };
+  return { handle, hasOpenRequests: (socket) => openRequests.has(socket) };
 }
 
 /** Calls `next` with a step's result, at once when the step did not have to wait. */

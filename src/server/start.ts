@@ -276,8 +276,8 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     : http.createServer(serverOptions, frontDoor.handle);
   proxyServer.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     // Node's parser refused the request (smuggling attempts, obs-fold, bad chunking, huge headers).
-    // A response already being written on this socket must not get a second one inside its body.
-    if (!socket.writable || frontDoor.isResponding(socket)) {
+    // A request still being answered on this socket must not get this answer inside or instead of its own.
+    if (!socket.writable || frontDoor.hasOpenRequests(socket)) {
       socket.destroy();
       return;
     }

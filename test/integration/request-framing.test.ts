@@ -166,6 +166,82 @@ test("a malformed request pipelined behind a response in progress cuts the conne
   assert.doesNotMatch(received, /HTTP\/1\.1 400/);
 });
 
+test("a malformed request pipelined behind one still waiting for its upstream answer cuts the connection: no 400 to mistake for that answer", async (t) => {
+  let answer: (() => void) | undefined;
+  const upstream = await startRecordingUpstream(t, (_req, res) => {
+    answer = () => res.writeHead(200, { "content-length": "2" }).end("ok");
+  });
+  t.after(() => answer?.());
+  const stack = await startStack(t, { yaml: YAML, env: { RAW_UPSTREAM: upstream.url } });
+  const { port } = new URL(stack.proxy.proxyUrl);
+  const key = stack.world.secrets.apiKey;
+  const received = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(port), "127.0.0.1", async () => {
+      socket.write(
+        `POST /b/orders HTTP/1.1\r\nHost: proxy\r\nX-Api-Key: ${key}\r\nContent-Length: 2\r\n\r\n{}`,
+      );
+      // The POST has reached the upstream, which has not answered yet.
+      await upstream.waitFor(1);
+      socket.write("BAD\u0001REQUEST\r\n\r\n");
+    });
+    let data = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (d: string) => {
+      data += d;
+    });
+    socket.on("error", (err: NodeJS.ErrnoException) =>
+      err.code === "ECONNRESET" ? resolve(data) : reject(err),
+    );
+    socket.on("close", () => resolve(data));
+  });
+  assert.deepEqual(
+    upstream.requests.map((r) => `${r.method} ${r.url}`),
+    ["POST /base/orders"],
+  );
+  assert.equal(received, "", "the caller gets no answer it could take for the POST's: the connection closes");
+});
+
+test("two requests pipelined, then a malformed one: the second response is cut, never a 400 inside its body", async (t) => {
+  const open: Array<import("node:http").ServerResponse> = [];
+  const upstream = await startRecordingUpstream(t, (req, res) => {
+    if (req.url === "/base/first") {
+      // Answered after the second, so the second's answer waits behind it.
+      setTimeout(() => res.writeHead(200, { "content-length": "5" }).end("first"), 100);
+    } else {
+      res.writeHead(200, { "content-length": "20" });
+      res.write("0123456789");
+      open.push(res);
+    }
+  });
+  t.after(() => {
+    for (const res of open) res.end("0123456789");
+  });
+  const stack = await startStack(t, { yaml: YAML, env: { RAW_UPSTREAM: upstream.url } });
+  const { port } = new URL(stack.proxy.proxyUrl);
+  const key = stack.world.secrets.apiKey;
+  const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: proxy\r\nX-Api-Key: ${key}\r\n\r\n`;
+  const received = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(port), "127.0.0.1", () => socket.write(get("/b/first") + get("/b/second")));
+    let data = "";
+    let sentBad = false;
+    socket.setEncoding("latin1");
+    socket.on("data", (d: string) => {
+      data += d;
+      // The first response is complete and the second has begun: now the malformed request.
+      if (!sentBad && data.includes("first") && data.endsWith("0123456789")) {
+        sentBad = true;
+        socket.write("BAD\u0001REQUEST\r\n\r\n");
+      }
+    });
+    socket.on("error", (err: NodeJS.ErrnoException) =>
+      err.code === "ECONNRESET" ? resolve(data) : reject(err),
+    );
+    socket.on("close", () => resolve(data));
+  });
+  assert.ok(received.endsWith("0123456789"), "the second response is cut short, then the connection closes");
+  assert.doesNotMatch(received, /HTTP\/1\.1 400/);
+});
+
 test("a body refused while the token is still being fetched sends nothing upstream, not even a connection", async (t) => {
   const upstream = await startRecordingUpstream(t);
   const yaml = YAML.replace("warmup: true", "warmup: false").replace(
