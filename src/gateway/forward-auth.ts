@@ -5,6 +5,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from "node:http
 import { buildBlockList, ClientIpResolver, contains } from "../access/client-ip.ts";
 import type { ForwardAuthConfig } from "../config/types.ts";
 import { ProxyError } from "../errors.ts";
+import { LimitRefusal } from "../limits/refusal.ts";
 import type { Logger } from "../observability/logger.ts";
 import { requestLogger, safePath } from "../observability/logger.ts";
 import type { ProxyMetrics } from "../observability/metrics.ts";
@@ -106,13 +107,17 @@ export function createForwardAuth(deps: ForwardAuthDeps): RequestListener {
     }
     seen.route = r;
     upstreamFor(match, original.method);
-    const decision = await r.checkAccess(req.headers, clientIp.resolve(peer, req.headers["x-forwarded-for"]));
+    const client = clientIp.resolve(peer, req.headers["x-forwarded-for"]);
+    const decision = await r.checkAccess(req.headers, client);
     if (!decision.allowed) {
       seen.error = decision.reason;
       metrics.accessDenied.inc({ route: r.label, reason: decision.reason });
       throw accessRefusal(decision);
     }
     seen.principal = decision.principal;
+    seen.consumer = decision.consumer;
+    // The caller's budget on the route, shared with the proxy port (LimitRefusal → 429).
+    r.limits.chargeCaller(decision.consumer, decision.principal, client);
     return r.tokens.peek() ?? (await r.tokens.get());
   }
 
@@ -124,6 +129,7 @@ export function createForwardAuth(deps: ForwardAuthDeps): RequestListener {
       method: undefined,
       path: undefined,
       principal: undefined,
+      consumer: undefined,
       error: undefined,
     };
     // Whatever body a gateway sends along is not needed.
@@ -140,6 +146,7 @@ export function createForwardAuth(deps: ForwardAuthDeps): RequestListener {
         durationMs: Math.round(performance.now() - started),
         identity: r?.config.identity,
         principal: seen.principal,
+        consumer: seen.consumer,
         error: seen.error,
       });
     });
@@ -168,6 +175,13 @@ export function createForwardAuth(deps: ForwardAuthDeps): RequestListener {
           logger.error({ msg: "internal error", requestId, err });
         }
         seen.error ??= problem.code;
+        if (problem instanceof LimitRefusal && seen.route) {
+          metrics.rateLimited.inc({
+            route: seen.route.label,
+            consumer: seen.consumer ?? "-",
+            limit: problem.limit,
+          });
+        }
         if (!res.headersSent && !res.destroyed) writeProblem(res, problem, requestId);
       },
     );
@@ -180,5 +194,7 @@ interface Seen {
   method: string | undefined;
   path: string | undefined;
   principal: string | undefined;
+  /** Consumer or API key name (a bounded label), when the caller presented a key. */
+  consumer: string | undefined;
   error: string | undefined;
 }

@@ -28,6 +28,13 @@ ${PLATFORM_APP_YAML}  - prefix: /pp
     identity: platform-app
     forwardAuth: true
     access: { cidrs: [10.0.0.0/8] }
+  - prefix: /limited
+    service: powerplatform
+    upstream: \${POWERPLATFORM_UPSTREAM}
+    identity: platform-app
+    forwardAuth: true
+    rateLimit: { requests: 2, per: 1m }
+    access: { apiKeys: [{ name: current, sha256: "\${DEMO_API_KEY_SHA256}" }] }
   - prefix: /plain
     service: powerplatform
     upstream: \${POWERPLATFORM_UPSTREAM}
@@ -213,4 +220,17 @@ test("without pathPrefix, a request whose own path names a route and whose heade
     { method: "DELETE" },
   );
   assertRefused(smuggled, 400, "bad_request");
+});
+
+test("forward auth charges the caller's rate limit, the same budget as the proxy port: 429 with Retry-After and no token", async (t) => {
+  const stack = await startStack(t, { yaml: yaml("[127.0.0.0/8]") });
+  const key = { "x-api-key": stack.world.secrets.apiKey };
+  await assertAllowed(stack, await ask(stack, "/check/limited/x", key), "/limited");
+  // The proxy port takes the second request of the budget.
+  assert.equal((await stack.call("/limited/x")).status, 200);
+  const refused = await ask(stack, "/check/limited/x", key);
+  assertRefused(refused, 429, "rate_limited");
+  assert.ok(Number(refused.headers["retry-after"]) >= 1, "Retry-After says when to come back");
+  const metrics = await stack.metrics();
+  assert.match(metrics, /entra_proxy_rate_limited_total\{[^}]*route="\/limited"[^}]*\} 1/);
 });
