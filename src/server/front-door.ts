@@ -57,10 +57,11 @@ export interface FrontDoorDeps {
 export interface FrontDoor {
   handle(req: IncomingMessage, res: ServerResponse): void;
   /**
-   * Whether a request received on this socket has a response not yet closed. A parse error there must
-   * not be answered: the answer would land inside that response, or be read as the answer to it.
+   * Whether a parse error on this socket may be answered with a 400: only when the answer cannot be taken
+   * for another request's, i.e. no request is open there, or the one open request is the one whose body
+   * broke and nothing of its response has been written. Otherwise the connection must just be cut.
    */
-  hasOpenRequests(socket: Duplex): boolean;
+  mayAnswerParseError(socket: Duplex): boolean;
 }
 
 /** How long a connection whose body was refused unread may linger before it is destroyed. */
@@ -114,6 +115,12 @@ interface Exchange {
   trace: RequestTrace | undefined;
 }
 
+/** A socket's requests whose responses have not closed, and the latest request (while open). */
+interface SocketRequests {
+  open: number;
+  latest: Exchange | undefined;
+}
+
 /** Where one upstream attempt reports: the response head, or why there is none. */
 interface AttemptOutcome {
   answer(upstream: IncomingMessage): void;
@@ -127,8 +134,8 @@ class CallerGone extends Error {
 
 export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   const { forwarder, metrics, logger, events } = deps;
-  /** Per socket, the requests received whose responses have not closed (pipelined requests queue up). */
-  const openRequests = new WeakMap<Duplex, number>();
+  /** Per socket: its requests whose responses have not closed (pipelined ones queue up), and the latest. */
+  const sockets = new WeakMap<Duplex, SocketRequests>();
   const requestLog = requestLogger(logger);
 
   // Step 1: the route, and whether this method and path may use it.
@@ -523,9 +530,9 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const status = res.headersSent ? res.statusCode : 499;
     metrics.requests.record(label, method, status, x.consumer, seconds);
     if (x.route) x.route.state.inFlight--;
-    const open = openRequests.get(req.socket)! - 1;
-    if (open === 0) openRequests.delete(req.socket);
-    else openRequests.set(req.socket, open);
+    const onSocket = sockets.get(req.socket)!;
+    onSocket.open--;
+    if (onSocket.latest === x) onSocket.latest = undefined;
     x.trace?.end(label, status, x.error);
     const target = req.url ?? "";
     requestLog({
@@ -601,7 +608,13 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       relayed: undefined,
       trace: deps.tracing?.startRequest(req.method ?? "GET", req.headers),
     };
-    openRequests.set(req.socket, (openRequests.get(req.socket) ?? 0) + 1);
+    let onSocket = sockets.get(req.socket);
+    if (onSocket === undefined) {
+      onSocket = { open: 0, latest: undefined };
+      sockets.set(req.socket, onSocket);
+    }
+    onSocket.open++;
+    onSocket.latest = x;
     res.on("close", () => {
       if (!res.writableFinished) x.callerGone = true;
       record(x);
@@ -613,7 +626,15 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     }
   }
 
-  return { handle, hasOpenRequests: (socket) => openRequests.has(socket) };
+  function mayAnswerParseError(socket: Duplex): boolean {
+    const onSocket = sockets.get(socket);
+    if (onSocket === undefined || onSocket.open === 0) return true;
+    // The parser reads requests in order, so a broken body is the latest request's.
+    const x = onSocket.latest;
+    return onSocket.open === 1 && x !== undefined && !x.req.complete && !x.res.headersSent;
+  }
+
+  return { handle, mayAnswerParseError };
 }
 
 /** Calls `next` with a step's result, at once when the step did not have to wait. */

@@ -276,8 +276,8 @@ export async function startProxy(config: ProxyConfig, options: StartOptions): Pr
     : http.createServer(serverOptions, frontDoor.handle);
   proxyServer.on("clientError", (err: NodeJS.ErrnoException, socket) => {
     // Node's parser refused the request (smuggling attempts, obs-fold, bad chunking, huge headers).
-    // A request still being answered on this socket must not get this answer inside or instead of its own.
-    if (!socket.writable || frontDoor.hasOpenRequests(socket)) {
+    // An answer that could land inside another response, or be taken for another request's, is not given.
+    if (!socket.writable || !frontDoor.mayAnswerParseError(socket)) {
       socket.destroy();
       return;
     }
