@@ -106,7 +106,7 @@ export function createForwardAuth(deps: ForwardAuthDeps): RequestListener {
       throw new ProxyError("route_not_found", "this route does not answer forward-auth requests");
     }
     seen.route = r;
-    upstreamFor(match, original.method);
+    upstreamFor(match, original.method, req.headers);
     const client = clientIp.resolve(peer, req.headers["x-forwarded-for"]);
     const decision = await r.checkAccess(req.headers, client);
     if (!decision.allowed) {

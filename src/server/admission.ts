@@ -1,18 +1,49 @@
 // The checks a request passes before it may use a route, shared by the proxy's front door and the
 // forward-auth listener so both refuse the same requests with the same problem: the flow workflow
-// rule, the method and path allowlists, the upstream URL, and the access decision's problem.
+// rule, the method allowlist (methods tunnelled in override headers included) and the path allowlist,
+// the upstream URL, and the access decision's problem.
+import type { IncomingHttpHeaders } from "node:http";
 import type { AccessDecision } from "../access/check.ts";
 import { ProxyError } from "../errors.ts";
 import { WORKFLOW_SEGMENT, withPinnedQuery } from "../proxy/rewrite.ts";
 import type { RouteMatch } from "../proxy/router.ts";
 import { isWorkflowPath, type RouteRuntime } from "./route-runtime.ts";
 
-/** Where a matched request goes upstream; throws ProxyError when its method or path may not use the route. */
-export function upstreamFor(match: RouteMatch<RouteRuntime>, method: string): URL {
+/**
+ * Headers that ask a server to run another method than the request's own (OData and SharePoint honour
+ * X-HTTP-Method): a route's method allowlist holds for the methods they name too.
+ */
+const METHOD_OVERRIDES = ["x-http-method", "x-http-method-override", "x-method-override"] as const;
+
+/** The first method-override header naming a method that `allowed` refuses, if any. */
+function refusedOverride(
+  headers: IncomingHttpHeaders,
+  allowed: (method: string) => boolean,
+): string | undefined {
+  for (const name of METHOD_OVERRIDES) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    // Repeated headers arrive joined with ", ", which names no method and is refused.
+    for (const named of Array.isArray(value) ? value : [value]) {
+      if (!allowed(named.trim().toUpperCase())) return name;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Where a matched request goes upstream; throws ProxyError when its method (or a method its headers
+ * tunnel) or its path may not use the route.
+ */
+export function upstreamFor(
+  match: RouteMatch<RouteRuntime>,
+  method: string,
+  headers: IncomingHttpHeaders,
+): URL {
   const r = match.route;
   if (r.workflowRoot && isWorkflowPath(match.rest)) {
     // A flow's workflow is reachable only by GET on the exact status URLs the flow returned.
-    if (method !== "GET") {
+    if (method !== "GET" || refusedOverride(headers, (m) => m === "GET") !== undefined) {
       throw new ProxyError("method_not_allowed", "status URLs of a flow are polled with GET", {
         headers: { allow: "GET" },
       });
@@ -25,6 +56,12 @@ export function upstreamFor(match: RouteMatch<RouteRuntime>, method: string): UR
   }
   if (!r.methods.has(method)) {
     throw new ProxyError("method_not_allowed", `${method} is not allowed on this route`, {
+      headers: { allow: [...r.methods].join(", ") },
+    });
+  }
+  const override = refusedOverride(headers, (m) => r.methods.has(m));
+  if (override !== undefined) {
+    throw new ProxyError("method_not_allowed", `${override} names a method not allowed on this route`, {
       headers: { allow: [...r.methods].join(", ") },
     });
   }

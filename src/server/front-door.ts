@@ -144,7 +144,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const r = match.route;
     x.route = r;
     r.state.inFlight++;
-    x.upstreamUrl = upstreamFor(match, x.method);
+    x.upstreamUrl = upstreamFor(match, x.method, x.headers);
     return r;
   }
 

@@ -234,3 +234,18 @@ test("forward auth charges the caller's rate limit, the same budget as the proxy
   const metrics = await stack.metrics();
   assert.match(metrics, /entra_proxy_rate_limited_total\{[^}]*route="\/limited"[^}]*\} 1/);
 });
+
+test("forward auth holds the method allowlist for methods tunnelled in X-HTTP-Method too", async (t) => {
+  const stack = await startStack(t, { yaml: yaml("[127.0.0.0/8]") });
+  const key = { "x-api-key": stack.world.secrets.apiKey };
+  assertRefused(
+    await ask(stack, "/check/pp/environments/x", { ...key, "x-http-method": "DELETE" }, { method: "POST" }),
+    405,
+    "method_not_allowed",
+  );
+  await assertAllowed(
+    stack,
+    await ask(stack, "/check/pp/environments/x", { ...key, "x-http-method": "GET" }, { method: "POST" }),
+    "/pp",
+  );
+});

@@ -51,6 +51,9 @@ interface Case {
 
 const get = (target: string, headers = "X-Api-Key: {KEY}\r\n") =>
   `GET ${target} HTTP/1.1\r\nHost: proxy\r\n${headers}Connection: close\r\n\r\n`;
+/** A bodyless POST on an allowed path carrying a method-override header. */
+const tunnel = (override: string) =>
+  `POST /pp/environments/x HTTP/1.1\r\nHost: proxy\r\nX-Api-Key: {KEY}\r\n${override}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
 const bearer = (name: string) => `Authorization: Bearer {JWT:${name}}\r\n`;
 
 const CASES: Case[] = [
@@ -178,6 +181,24 @@ const CASES: Case[] = [
     status: 405,
     code: "method_not_allowed",
   },
+  {
+    name: "POST tunnelling DELETE in X-HTTP-Method (OData)",
+    raw: tunnel("X-HTTP-Method: DELETE"),
+    status: 405,
+    code: "method_not_allowed",
+  },
+  {
+    name: "POST tunnelling PATCH in X-HTTP-Method-Override",
+    raw: tunnel("X-HTTP-Method-Override: patch"),
+    status: 405,
+    code: "method_not_allowed",
+  },
+  {
+    name: "X-Method-Override sent twice, one of them allowed",
+    raw: tunnel("X-Method-Override: POST\r\nX-Method-Override: DELETE"),
+    status: 405,
+    code: "method_not_allowed",
+  },
   { name: "path outside the allowlist", raw: get("/pp/licensing/x"), status: 400, code: "bad_path" },
   // API keys
   { name: "no credential", raw: get("/pp/environments/x", ""), status: 401, code: "unauthenticated" },
@@ -297,6 +318,12 @@ test(`${CASES.length} hostile requests: exact status and problem code, and nothi
     get("/pp/environments/x").replace("{KEY}", stack.world.secrets.apiKey),
   );
   assert.equal(okKey.status, 200, okKey.body);
+  // An override naming a method the route allows passes, for clients that cannot send it themselves.
+  const okTunnel = await sendRaw(
+    stack.proxy.proxyUrl,
+    tunnel("X-HTTP-Method: GET").replace("{KEY}", stack.world.secrets.apiKey),
+  );
+  assert.equal(okTunnel.status, 200, okTunnel.body);
   const okJwt = await sendRaw(
     stack.proxy.proxyUrl,
     get("/jwt/x", `Authorization: Bearer ${tokens.good}\r\n`),
