@@ -43,6 +43,13 @@ const CLAIMED_BY_FRONT_PROXIES = [
   "x-ms-client-principal-idp",
   "x-original-url",
   "x-rewrite-url",
+  // Client certificates as a TLS-terminating front (Envoy, App Service, nginx) passes them on.
+  "x-forwarded-client-cert",
+  "x-arr-clientcert",
+  "x-client-cert",
+  "x-ssl-client-cert",
+  "x-envoy-external-address",
+  "x-original-forwarded-for",
 ];
 const DROPPED_FROM_UNTRUSTED = new Set([...DROPPED_REQUEST_HEADERS, ...CLAIMED_BY_FRONT_PROXIES]);
 /** App Service authentication's token headers (x-ms-token-aad-access-token …) never go upstream. */

@@ -173,6 +173,12 @@ test("identity headers a caller claims are dropped; the request id the proxy log
       "x-original-url": "/admin",
       "x-rewrite-url": "/admin",
       "x-real-ip": "10.0.0.1",
+      "x-forwarded-client-cert": 'Hash=0f;Subject="CN=admin"',
+      "x-arr-clientcert": "MIIBkTCB+wIJAK",
+      "x-client-cert": "MIIBkTCB+wIJAK",
+      "x-ssl-client-cert": "-----BEGIN%20CERTIFICATE-----",
+      "x-envoy-external-address": "10.0.0.1",
+      "x-original-forwarded-for": "10.0.0.1",
       "x-ms-token-aad-access-token": "eyJ0eXAiOiJKV1QifQ",
       "x-request-id": "bad id with spaces",
     },
@@ -186,6 +192,13 @@ test("identity headers a caller claims are dropped; the request id the proxy log
     "x-ms-client-principal-id",
     "x-original-url",
     "x-rewrite-url",
+    "x-real-ip",
+    "x-forwarded-client-cert",
+    "x-arr-clientcert",
+    "x-client-cert",
+    "x-ssl-client-cert",
+    "x-envoy-external-address",
+    "x-original-forwarded-for",
   ]) {
     assert.equal(seen.headers[name], undefined, `${name} reached the upstream`);
   }
