@@ -7,7 +7,7 @@ import type { ForwardAuthConfig } from "../config/types.ts";
 import { ProxyError } from "../errors.ts";
 import { LimitRefusal } from "../limits/refusal.ts";
 import type { Logger } from "../observability/logger.ts";
-import { requestLogger, safePath } from "../observability/logger.ts";
+import { loggedError, requestLogger, safePath } from "../observability/logger.ts";
 import type { ProxyMetrics } from "../observability/metrics.ts";
 import { pickRequestId } from "../proxy/headers.ts";
 import { accessRefusal, upstreamFor } from "../server/admission.ts";
@@ -172,7 +172,7 @@ export function createForwardAuth(deps: ForwardAuthDeps): RequestListener {
         if (err instanceof ProxyError) problem = err;
         else {
           problem = new ProxyError("internal_error", "the proxy failed to handle this request");
-          logger.error({ msg: "internal error", requestId, err });
+          logger.error({ msg: "internal error", requestId, err: loggedError(err) });
         }
         seen.error ??= problem.code;
         if (problem instanceof LimitRefusal && seen.route) {

@@ -352,6 +352,21 @@ function flag(key: string, value: boolean | undefined): string {
   return value === undefined ? "" : key + (value ? "true" : "false");
 }
 
+/**
+ * An error as an internal-error line logs it: its name, code, message and stack, not the other properties
+ * it carries, which may hold request data (a URL error's `input` is the whole URL, signed query and all).
+ */
+export function loggedError(err: unknown): { type: string; code?: string; message?: string; stack?: string } {
+  if (!(err instanceof Error)) return { type: typeof err };
+  const { code } = err as NodeJS.ErrnoException;
+  return {
+    type: err.name,
+    ...(typeof code === "string" ? { code } : {}),
+    message: err.message,
+    ...(err.stack === undefined ? {} : { stack: err.stack }),
+  };
+}
+
 /** Removes query values that must never be logged (SAS signatures, codes, keys). */
 export function safePath(url: string): string {
   const q = url.indexOf("?");

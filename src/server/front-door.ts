@@ -13,7 +13,7 @@ import { LeftQueue, NO_TICKET, type Ticket } from "../limits/identity-gate.ts";
 import { mayBeThrottled } from "../limits/limits.ts";
 import { LimitRefusal } from "../limits/refusal.ts";
 import type { Logger } from "../observability/logger.ts";
-import { requestLogger, safePath } from "../observability/logger.ts";
+import { loggedError, requestLogger, safePath } from "../observability/logger.ts";
 import type { ProxyMetrics } from "../observability/metrics.ts";
 import type { RecentEvents } from "../observability/recent-events.ts";
 import type { RequestTrace, Tracing } from "../observability/tracing.ts";
@@ -495,7 +495,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       problem = err;
     } else {
       problem = new ProxyError("internal_error", "the proxy failed to handle this request");
-      logger.error({ msg: "internal error", requestId: x.requestId, err });
+      logger.error({ msg: "internal error", requestId: x.requestId, err: loggedError(err) });
     }
     x.error = problem.code;
     if (problem instanceof LimitRefusal && x.route) {

@@ -12,6 +12,7 @@ import {
   isoTimeAt,
   logDestination,
   logFormat,
+  loggedError,
   type RequestLine,
   requestLogger,
 } from "../../../src/observability/logger.ts";
@@ -372,4 +373,21 @@ test("LOG_FORMAT json|pretty decides the format; unset, a terminal gets pretty a
   assert.equal(logFormat("pretty", false), "pretty");
   assert.equal(logFormat(undefined, true), "pretty");
   assert.equal(logFormat(undefined, false), "json");
+});
+
+test("an internal error is logged with its name, code, message and stack, not the request data it carries", () => {
+  let urlError: unknown;
+  try {
+    new URL("https://flow host/invoke?sp=%2Ftriggers&sig=SIGNATURE-OF-THE-FLOW");
+  } catch (err) {
+    urlError = err;
+  }
+  assert.ok(urlError instanceof Error);
+  assert.match(String((urlError as { input?: string }).input), /SIGNATURE/, "Node's error carries the URL");
+  const logged = loggedError(urlError);
+  assert.equal(logged.type, "TypeError");
+  assert.equal(logged.code, "ERR_INVALID_URL");
+  assert.match(logged.stack ?? "", /Invalid URL/);
+  assert.doesNotMatch(JSON.stringify(logged), /SIGNATURE/);
+  assert.deepEqual(loggedError("a thrown string with a secret"), { type: "string" });
 });
