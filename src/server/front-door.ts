@@ -119,6 +119,8 @@ interface Exchange {
 interface SocketRequests {
   open: number;
   latest: Exchange | undefined;
+  /** The latest request was answered before its body had all arrived: a break in that body is not answered. */
+  answeredEarly: boolean;
 }
 
 /** Where one upstream attempt reports: the response head, or why there is none. */
@@ -398,8 +400,8 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
           span?.end(upstream.statusCode);
           ticket.done();
           // A 401 answer dropped for the retry closes later; only the relayed response counts. A
-          // response the proxy ended itself (the caller's body refused) is left as it is.
-          if (upstream !== x.relayed || upstream.complete || x.res.writableEnded) return;
+          // response the proxy ended itself (the caller's body refused), or whose caller left, is done.
+          if (upstream !== x.relayed || upstream.complete || x.res.writableEnded || x.res.destroyed) return;
           // An upstream that dies mid-body must not leave the caller with a short body that looks
           // complete, nor with no answer at all while a body held for link rewriting was arriving.
           if (x.res.headersSent) {
@@ -428,7 +430,8 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
 
   // Step 7: the upstream's response to the caller, its URLs pointing back through the proxy.
   function passThrough(x: Exchange, r: RouteRuntime, upstream: IncomingMessage): void {
-    if (x.callerGone) {
+    // The caller left, or was answered while a retry was prepared (its upload refused).
+    if (x.callerGone || x.res.headersSent || x.res.destroyed) {
       upstream.resume();
       return;
     }
@@ -532,7 +535,10 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     if (x.route) x.route.state.inFlight--;
     const onSocket = sockets.get(req.socket)!;
     onSocket.open--;
-    if (onSocket.latest === x) onSocket.latest = undefined;
+    if (onSocket.latest === x) {
+      onSocket.latest = undefined;
+      onSocket.answeredEarly = !req.complete;
+    }
     x.trace?.end(label, status, x.error);
     const target = req.url ?? "";
     requestLog({
@@ -610,11 +616,12 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     };
     let onSocket = sockets.get(req.socket);
     if (onSocket === undefined) {
-      onSocket = { open: 0, latest: undefined };
+      onSocket = { open: 0, latest: undefined, answeredEarly: false };
       sockets.set(req.socket, onSocket);
     }
     onSocket.open++;
     onSocket.latest = x;
+    onSocket.answeredEarly = false;
     res.on("close", () => {
       if (!res.writableFinished) x.callerGone = true;
       record(x);
@@ -628,7 +635,8 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
 
   function mayAnswerParseError(socket: Duplex): boolean {
     const onSocket = sockets.get(socket);
-    if (onSocket === undefined || onSocket.open === 0) return true;
+    if (onSocket === undefined) return true;
+    if (onSocket.open === 0) return !onSocket.answeredEarly;
     // The parser reads requests in order, so a broken body is the latest request's.
     const x = onSocket.latest;
     return onSocket.open === 1 && x !== undefined && !x.req.complete && !x.res.headersSent;

@@ -2,7 +2,7 @@
 // A keep-alive upstream records every request its parser saw per connection: a smuggled request would
 // appear there as an extra request, riding on another caller's connection and token.
 import assert from "node:assert/strict";
-import { connect } from "node:net";
+import { type AddressInfo, connect, createServer as createNetServer } from "node:net";
 import { test } from "node:test";
 import { chunked, sendRaw } from "../helpers/raw-http.ts";
 import { startRecordingUpstream } from "../helpers/recording-upstream.ts";
@@ -240,6 +240,44 @@ test("two requests pipelined, then a malformed one: the second response is cut, 
   });
   assert.ok(received.endsWith("0123456789"), "the second response is cut short, then the connection closes");
   assert.doesNotMatch(received, /HTTP\/1\.1 400/);
+});
+
+test("an upload answered before it was all sent, then broken: no 400 after the answer", async (t) => {
+  // A raw upstream that answers at once and goes on reading the upload.
+  const upstream = createNetServer((socket) => {
+    socket.once("data", () => socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    socket.resume();
+  }).listen(0, "127.0.0.1");
+  await new Promise((resolve) => upstream.once("listening", resolve));
+  t.after(() => upstream.close());
+  const stack = await startStack(t, {
+    yaml: YAML,
+    env: { RAW_UPSTREAM: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` },
+  });
+  const { port } = new URL(stack.proxy.proxyUrl);
+  const key = stack.world.secrets.apiKey;
+  const received = await new Promise<string>((resolve) => {
+    const socket = connect(Number(port), "127.0.0.1", () =>
+      socket.write(
+        `POST /b/up HTTP/1.1\r\nHost: proxy\r\nX-Api-Key: ${key}\r\nTransfer-Encoding: chunked\r\n\r\n${(70_000).toString(16)}\r\n${"a".repeat(70_000)}\r\n`,
+      ),
+    );
+    let data = "";
+    let broke = false;
+    socket.setEncoding("latin1");
+    socket.on("data", (d: string) => {
+      data += d;
+      // The answer is in: now the rest of the upload, with a chunk size that is no number.
+      if (!broke && data.endsWith("ok")) {
+        broke = true;
+        setTimeout(() => socket.write("zz\r\nhello\r\n0\r\n\r\n"), 50);
+      }
+    });
+    socket.on("error", () => resolve(data));
+    socket.on("close", () => resolve(data));
+  });
+  assert.match(received, /^HTTP\/1\.1 200 /);
+  assert.doesNotMatch(received, /HTTP\/1\.1 400/, "one request, one answer");
 });
 
 test("a body refused while the token is still being fetched sends nothing upstream, not even a connection", async (t) => {

@@ -3,7 +3,7 @@
 // request, and the replay's answer is what the caller gets; a broken 2xx cuts the caller's response.
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect, createServer as createNetServer } from "node:net";
 import { type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DEMO_ROUTES_YAML } from "../../src/demo/stack.ts";
@@ -150,4 +150,76 @@ test("rewriteLinks: a body held for rewriting that breaks off or stalls gets the
       assert.equal(metricValue(metrics, "entra_proxy_in_flight_requests", { route: "/u" }), 0);
     });
   }
+});
+
+test("rewriteLinks: a caller that leaves while the body is held is a 499, not an upstream error", async (t) => {
+  const stack = await stackWith(
+    t,
+    (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": "1000" });
+      // A healthy upstream, just slow: a byte every 100 ms.
+      const timer = setInterval(() => res.write(" "), 100);
+      res.on("close", () => clearInterval(timer));
+    },
+    "    rewriteLinks: true\n",
+  );
+  const leave = new AbortController();
+  setTimeout(() => leave.abort(), 300);
+  await assert.rejects(stack.call("/u/x", { signal: leave.signal }));
+  const line = await requestLine(stack, "/u/x");
+  assert.equal(line.status, 499);
+  const metrics = await stack.metrics();
+  for (const code of ["upstream_unreachable", "upstream_timeout"]) {
+    assert.equal(metricValue(metrics, "entra_proxy_upstream_errors_total", { route: "/u", code }), undefined);
+  }
+});
+
+test("an upload refused (413) while a 401's token renewal is under way gets no second answer when the renewal ends", async (t) => {
+  // A raw upstream: GET gets 200; POST gets 401 at once, and the upload goes on being read.
+  const upstream = createNetServer((socket) => {
+    socket.once("data", (first: Buffer) =>
+      socket.write(
+        first.toString("latin1").startsWith("GET")
+          ? "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+          : 'HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{"error":"nope"}',
+      ),
+    );
+    socket.resume();
+  }).listen(0, "127.0.0.1");
+  await new Promise((resolve) => upstream.once("listening", resolve));
+  t.after(() => upstream.close());
+  const yaml = `${DEMO_ROUTES_YAML}  - prefix: /u
+    upstream: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
+    scope: https://api.powerplatform.com/.default
+    identity: platform-app
+    maxBodyBytes: 100000
+    access: { anonymous: true }
+`;
+  const stack = await startStack(t, { yaml });
+  // Once the route's token is in use (and every warm-up is over), the next token request is slow.
+  assert.equal((await stack.call("/u/warm")).status, 200);
+  stack.world.emulator.inject({ delayMs: 1500, times: 1 });
+  const { port } = new URL(stack.proxy.proxyUrl);
+  const chunk = (n: number) => `${n.toString(16)}\r\n${"a".repeat(n)}\r\n`;
+  const received = await new Promise<string>((resolve) => {
+    const socket = connect(Number(port), "127.0.0.1", () => {
+      socket.write(`POST /u/upload HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n${chunk(70000)}`);
+      // Over maxBodyBytes while the renewal waits on the slow token endpoint.
+      setTimeout(() => socket.write(chunk(40000)), 400);
+    });
+    let data = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (d: string) => {
+      data += d;
+    });
+    socket.on("error", () => {});
+    // Past the renewal's end: whatever the proxy writes by then is in.
+    setTimeout(() => {
+      socket.destroy();
+      resolve(data);
+    }, 2_500);
+  });
+  assert.match(received, /^HTTP\/1\.1 413 /);
+  assert.equal(received.match(/HTTP\/1\.1 /g)?.length, 1, "one answer");
+  assert.ok(!stack.logs.some((l) => l.includes('"msg":"internal error"')), "no internal error logged");
 });
