@@ -50,10 +50,37 @@ const CLAIMED_BY_FRONT_PROXIES = [
   "x-ssl-client-cert",
   "x-envoy-external-address",
   "x-original-forwarded-for",
+  "client-cert",
+  "client-cert-chain",
+  "x-forwarded-tls-client-cert",
+  "x-forwarded-tls-client-cert-info",
+  "x-amzn-mtls-clientcert",
+  "x-amzn-mtls-clientcert-leaf",
+  "ssl-client-cert",
+  "x-ssl-cert",
+  "x-ssl-client-verify",
+  "x-ssl-client-s-dn",
+  "x-client-verify",
+  "x-client-dn",
+  "x-client-cert-chain",
+  "x-arr-ssl",
+  "x-azure-clientip",
+  "x-azure-socketip",
+  "x-azure-fdid",
+  "cf-connecting-ip",
+  "fastly-client-ip",
+  "x-cluster-client-ip",
 ];
 const DROPPED_FROM_UNTRUSTED = new Set([...DROPPED_REQUEST_HEADERS, ...CLAIMED_BY_FRONT_PROXIES]);
 /** App Service authentication's token headers (x-ms-token-aad-access-token …) never go upstream. */
 const APP_SERVICE_TOKENS = "x-ms-token-";
+
+/**
+ * Request headers never copied besides the named ones: App Service's tokens, and any name with an
+ * underscore, as nginx drops them by default: CGI-style servers read X_Real_IP as X-Real-IP, which
+ * would get past every name dropped here.
+ */
+const isUnforwardable = (name: string) => name.includes("_") || name.startsWith(APP_SERVICE_TOKENS);
 const DROPPED_RESPONSE_HEADERS = new Set(HOP_BY_HOP);
 
 /** Extra hop-by-hop names a `Connection` header lists (never transfer-encoding or host). */
@@ -76,13 +103,13 @@ function connectionListed(connection: string | string[] | undefined): Set<string
 function copyWithout<T extends Record<string, unknown>>(
   headers: T,
   dropped: ReadonlySet<string>,
-  droppedPrefix?: string,
+  alsoDropped?: (name: string) => boolean,
 ): T {
   const listed = connectionListed(headers.connection as string | string[] | undefined);
   const out: Record<string, unknown> = {};
   for (const name in headers) {
     if (dropped.has(name) || listed?.has(name)) continue;
-    if (droppedPrefix !== undefined && name.startsWith(droppedPrefix)) continue;
+    if (alsoDropped?.(name)) continue;
     out[name] = headers[name];
   }
   return out as T;
@@ -104,7 +131,7 @@ export function requestHeadersFor(headers: IncomingHttpHeaders, fwd: ForwardedFo
   const out: OutgoingHttpHeaders = copyWithout(
     headers,
     fwd.trustedPeer ? DROPPED_REQUEST_HEADERS : DROPPED_FROM_UNTRUSTED,
-    APP_SERVICE_TOKENS,
+    isUnforwardable,
   );
   out["x-request-id"] = fwd.requestId;
   const host = headers.host ?? "";

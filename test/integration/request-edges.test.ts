@@ -179,6 +179,11 @@ test("identity headers a caller claims are dropped; the request id the proxy log
       "x-ssl-client-cert": "-----BEGIN%20CERTIFICATE-----",
       "x-envoy-external-address": "10.0.0.1",
       "x-original-forwarded-for": "10.0.0.1",
+      "client-cert": ":MIIBkTCB+wIJAK:",
+      "x-forwarded-tls-client-cert": "MIIBkTCB+wIJAK",
+      "cf-connecting-ip": "10.0.0.1",
+      x_real_ip: "10.0.0.1",
+      x_ms_client_principal_name: "admin@contoso.example",
       "x-ms-token-aad-access-token": "eyJ0eXAiOiJKV1QifQ",
       "x-request-id": "bad id with spaces",
     },
@@ -199,6 +204,11 @@ test("identity headers a caller claims are dropped; the request id the proxy log
     "x-ssl-client-cert",
     "x-envoy-external-address",
     "x-original-forwarded-for",
+    "client-cert",
+    "x-forwarded-tls-client-cert",
+    "cf-connecting-ip",
+    "x_real_ip",
+    "x_ms_client_principal_name",
   ]) {
     assert.equal(seen.headers[name], undefined, `${name} reached the upstream`);
   }
