@@ -25,7 +25,9 @@ function refusedOverride(
     if (value === undefined) continue;
     // Repeated headers arrive joined with ", ", which names no method and is refused.
     for (const named of Array.isArray(value) ? value : [value]) {
-      if (!allowed(named.trim().toUpperCase())) return name;
+      const method = named.trim().toUpperCase();
+      // MERGE is OData v3's (and SharePoint's) name for a partial update: PATCH.
+      if (!allowed(method === "MERGE" ? "PATCH" : method)) return name;
     }
   }
   return undefined;

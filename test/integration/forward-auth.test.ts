@@ -248,4 +248,10 @@ test("forward auth holds the method allowlist for methods tunnelled in X-HTTP-Me
     await ask(stack, "/check/pp/environments/x", { ...key, "x-http-method": "GET" }, { method: "POST" }),
     "/pp",
   );
+  // MERGE is OData's older name for PATCH: allowed where PATCH is (every method on /limited).
+  await assertAllowed(
+    stack,
+    await ask(stack, "/check/limited/x", { ...key, "x-http-method": "MERGE" }, { method: "POST" }),
+    "/limited",
+  );
 });

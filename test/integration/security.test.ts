@@ -194,6 +194,12 @@ const CASES: Case[] = [
     code: "method_not_allowed",
   },
   {
+    name: "POST tunnelling MERGE (OData's PATCH) where PATCH is not allowed",
+    raw: tunnel("X-HTTP-Method: MERGE"),
+    status: 405,
+    code: "method_not_allowed",
+  },
+  {
     name: "X-Method-Override sent twice, one of them allowed",
     raw: tunnel("X-Method-Override: POST\r\nX-Method-Override: DELETE"),
     status: 405,
