@@ -66,7 +66,7 @@ test("the forward-auth port runs from routes.yaml through the container and Serv
   assert.equal(policy.spec.extAuth.http.path, config?.forwardAuth?.pathPrefix, "Envoy's path is pathPrefix");
 });
 
-test("the gateway sends only the caller's key and address, takes back Authorization, and drops X-Api-Key", () => {
+test("the gateway sends only the caller's key, address and method overrides, takes back Authorization, and drops X-Api-Key", () => {
   const policy = find("SecurityPolicy");
   const route = find("HTTPRoute");
   assert.deepEqual(policy.spec.targetRefs, [
@@ -74,6 +74,10 @@ test("the gateway sends only the caller's key and address, takes back Authorizat
   ]);
   const sent = policy.spec.extAuth.headersToExtAuth.map((h: string) => h.toLowerCase());
   assert.ok(sent.includes("x-api-key"));
+  // The proxy holds the route's methods for a tunnelled method too, so it must see the override headers.
+  for (const override of ["x-http-method", "x-http-method-override", "x-method-override"]) {
+    assert.ok(sent.includes(override), `${override} goes to the proxy`);
+  }
   for (const claimed of ["x-original-uri", "x-original-method", "x-forwarded-uri", "x-forwarded-method"]) {
     assert.ok(!sent.includes(claimed), `${claimed} is not passed from the caller`);
   }
