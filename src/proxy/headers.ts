@@ -43,7 +43,8 @@ const CLAIMED_BY_FRONT_PROXIES = [
   "x-ms-client-principal-idp",
   "x-original-url",
   "x-rewrite-url",
-  // Client certificates as a TLS-terminating front (Envoy, App Service, nginx) passes them on.
+  // Client certificates and addresses as TLS-terminating fronts and CDNs (Envoy, App Service, Front Door,
+  // Traefik, nginx, Cloudflare, Fastly) pass them on.
   "x-forwarded-client-cert",
   "x-arr-clientcert",
   "x-client-cert",
