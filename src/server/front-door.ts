@@ -119,8 +119,8 @@ interface Exchange {
 interface SocketRequests {
   open: number;
   latest: Exchange | undefined;
-  /** The latest request was answered before its body had all arrived: a break in that body is not answered. */
-  answeredEarly: boolean;
+  /** The latest request, when it was answered before its body had all arrived: a break in that body is not answered. */
+  answeredEarly: IncomingMessage | undefined;
 }
 
 /** Where one upstream attempt reports: the response head, or why there is none. */
@@ -537,7 +537,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     onSocket.open--;
     if (onSocket.latest === x) {
       onSocket.latest = undefined;
-      onSocket.answeredEarly = !req.complete;
+      onSocket.answeredEarly = req.complete ? undefined : req;
     }
     x.trace?.end(label, status, x.error);
     const target = req.url ?? "";
@@ -616,12 +616,12 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     };
     let onSocket = sockets.get(req.socket);
     if (onSocket === undefined) {
-      onSocket = { open: 0, latest: undefined, answeredEarly: false };
+      onSocket = { open: 0, latest: undefined, answeredEarly: undefined };
       sockets.set(req.socket, onSocket);
     }
     onSocket.open++;
     onSocket.latest = x;
-    onSocket.answeredEarly = false;
+    onSocket.answeredEarly = undefined;
     res.on("close", () => {
       if (!res.writableFinished) x.callerGone = true;
       record(x);
@@ -636,7 +636,8 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   function mayAnswerParseError(socket: Duplex): boolean {
     const onSocket = sockets.get(socket);
     if (onSocket === undefined) return true;
-    if (onSocket.open === 0) return !onSocket.answeredEarly;
+    // Once the early-answered body is all in, the error is in the next request's head.
+    if (onSocket.open === 0) return onSocket.answeredEarly?.complete !== false;
     // The parser reads requests in order, so a broken body is the latest request's.
     const x = onSocket.latest;
     return onSocket.open === 1 && x !== undefined && !x.req.complete && !x.res.headersSent;

@@ -242,8 +242,11 @@ test("two requests pipelined, then a malformed one: the second response is cut, 
   assert.doesNotMatch(received, /HTTP\/1\.1 400/);
 });
 
-test("an upload answered before it was all sent, then broken: no 400 after the answer", async (t) => {
-  // A raw upstream that answers at once and goes on reading the upload.
+/**
+ * A POST to /b whose upload (over the 64 KiB held for a replay, so it streams) a raw upstream answers at
+ * once; once the answer is in, the caller sends `rest`. Returns all the caller received.
+ */
+async function earlyAnswered(t: import("node:test").TestContext, rest: string): Promise<string> {
   const upstream = createNetServer((socket) => {
     socket.once("data", () => socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
     socket.resume();
@@ -256,28 +259,39 @@ test("an upload answered before it was all sent, then broken: no 400 after the a
   });
   const { port } = new URL(stack.proxy.proxyUrl);
   const key = stack.world.secrets.apiKey;
-  const received = await new Promise<string>((resolve) => {
+  return new Promise<string>((resolve) => {
     const socket = connect(Number(port), "127.0.0.1", () =>
       socket.write(
         `POST /b/up HTTP/1.1\r\nHost: proxy\r\nX-Api-Key: ${key}\r\nTransfer-Encoding: chunked\r\n\r\n${(70_000).toString(16)}\r\n${"a".repeat(70_000)}\r\n`,
       ),
     );
     let data = "";
-    let broke = false;
+    let sent = false;
     socket.setEncoding("latin1");
     socket.on("data", (d: string) => {
       data += d;
-      // The answer is in: now the rest of the upload, with a chunk size that is no number.
-      if (!broke && data.endsWith("ok")) {
-        broke = true;
-        setTimeout(() => socket.write("zz\r\nhello\r\n0\r\n\r\n"), 50);
+      if (!sent && data.endsWith("ok")) {
+        sent = true;
+        setTimeout(() => socket.write(rest), 50);
       }
     });
     socket.on("error", () => resolve(data));
     socket.on("close", () => resolve(data));
+    setTimeout(() => socket.destroy(), 5_000);
   });
+}
+
+test("an upload answered before it was all sent, then broken: no 400 after the answer", async (t) => {
+  // The rest of the upload, with a chunk size that is no number.
+  const received = await earlyAnswered(t, "zz\r\nhello\r\n0\r\n\r\n");
   assert.match(received, /^HTTP\/1\.1 200 /);
   assert.doesNotMatch(received, /HTTP\/1\.1 400/, "one request, one answer");
+});
+
+test("an upload answered early and then finished: a malformed next request still gets its own 400", async (t) => {
+  const received = await earlyAnswered(t, "0\r\n\r\nBAD\u0001REQUEST\r\n\r\n");
+  assert.match(received, /^HTTP\/1\.1 200 /);
+  assert.match(received, /HTTP\/1\.1 400 /);
 });
 
 test("a body refused while the token is still being fetched sends nothing upstream, not even a connection", async (t) => {
