@@ -26,16 +26,23 @@ async function stackWith(
   await new Promise((resolve) => upstream.once("listening", resolve));
   t.after(() => upstream.close());
   t.after(() => upstream.closeAllConnections());
+  const stack = await stackFor(
+    t,
+    upstream,
+    `    timeoutMs: 500\n    retryThrottled: { maxWaitMs: 5000, attempts: 3 }\n${routeOptions}`,
+  );
+  return { ...stack, hits: () => hits };
+}
+
+/** A proxy whose anonymous route /u goes to the listening `upstream`, with `routeOptions` (YAML lines) added. */
+function stackFor(t: TestContext, upstream: { address(): unknown }, routeOptions: string): Promise<Stack> {
   const yaml = `${DEMO_ROUTES_YAML}  - prefix: /u
     upstream: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
     scope: https://api.powerplatform.com/.default
     identity: platform-app
-    timeoutMs: 500
-    retryThrottled: { maxWaitMs: 5000, attempts: 3 }
     access: { anonymous: true }
 ${routeOptions}`;
-  const stack = await startStack(t, { yaml });
-  return { ...stack, hits: () => hits };
+  return startStack(t, { yaml });
 }
 
 /** A response head and the first byte of a 1,000-byte body, the connection reset `afterMs` later. */
@@ -188,14 +195,7 @@ test("an upload refused (413) while a 401's token renewal is under way gets no s
   }).listen(0, "127.0.0.1");
   await new Promise((resolve) => upstream.once("listening", resolve));
   t.after(() => upstream.close());
-  const yaml = `${DEMO_ROUTES_YAML}  - prefix: /u
-    upstream: http://127.0.0.1:${(upstream.address() as AddressInfo).port}
-    scope: https://api.powerplatform.com/.default
-    identity: platform-app
-    maxBodyBytes: 100000
-    access: { anonymous: true }
-`;
-  const stack = await startStack(t, { yaml });
+  const stack = await stackFor(t, upstream, "    maxBodyBytes: 100000\n");
   // Once the route's token is in use (and every warm-up is over), the next token request is slow.
   assert.equal((await stack.call("/u/warm")).status, 200);
   stack.world.emulator.inject({ delayMs: 1500, times: 1 });
