@@ -32,7 +32,7 @@ LABEL org.opencontainers.image.title="entra-auth-proxy" \
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 ENV NODE_ENV=production
 # Caps V8's young generation, which otherwise grows with the host's memory (README, "Memory").
-ENV NODE_OPTIONS="--max-semi-space-size=32"
+ENV NODE_OPTIONS="--max-semi-space-size=16"
 WORKDIR /app
 # Owned by root and read-only to the runtime user: the proxy never writes outside /tmp, so the
 # container also runs with a read-only root filesystem.
